@@ -1,0 +1,1 @@
+"""All persistent I/O of plumenet: archive listing (fsspec), the Zarr store, catalogue files."""
