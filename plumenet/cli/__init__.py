@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 
@@ -34,6 +35,9 @@ class _Group(click.Group):
 def main(verbose: int) -> None:
     """Segment volcano webcam archives with VIGIA-PlumeNet into Zarr time series."""
     level = logging.WARNING - 10 * min(verbose, 2)
+    if verbose < 2:
+        # Dask's per-worker INFO chatter drowns the progress bar; -vv shows it.
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 

@@ -1,0 +1,176 @@
+"""End-to-end backfill throughput vs the model alone, measured in one run on one machine.
+
+    python benchmarks/pipeline.py [--model vits14-reg] [--days 2] [--cadence 30min] [--device cpu]
+    python benchmarks/pipeline.py --plan-only     # list + plan one camera-year (52,560 frames)
+
+1. model alone: ``Predictor.predict`` on pre-decoded uint8 tensors (no I/O), frames/s;
+2. end to end: a synthetic archive on local disk -> the ``backfill`` flow (listing, planning,
+   fetch, decode, inference, region writes, Prefect + Dask orchestration), frames/s, from the
+   flow call to its return (cluster start and per-worker model load included) and for the
+   dispatch phase alone;
+3. orchestration overhead per unit: the same flow over units whose frames are all unreadable
+   (no inference), seconds per unit;
+4. list + plan one camera-year at 10-min cadence (52,560 frames, 365 units).
+
+The exact ViT-S/14-reg architecture with random weights is used for speed (weights do not
+change the cost). Prints a markdown table; ``--json`` writes the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+
+def _save_random_model(name: str, root: Path) -> str:
+    from plumenet.model import build_model
+    from plumenet.weights import save_model
+
+    out = root / f"model-{name}"
+    save_model(build_model(name, seed=0), out, model_id=f"{name}-random")
+    return str(out)
+
+
+def _write_config(root: Path, archive: Path, model: str, cadence: str, start: str) -> Path:
+    from storage.layouts import BUILTIN_TEMPLATES
+
+    cfg = {
+        "store": str(root / "bench.zarr"),
+        "model": model,
+        "cameras": [
+            {
+                "id": "BENCH",
+                "archive": str(archive),
+                "template": BUILTIN_TEMPLATES["flat"],
+                "fields": {"CAM": "bench"},
+                "timezone": "UTC",
+                "cadence": cadence,
+                "grid_start": start,
+            }
+        ],
+    }
+    path = root / "cameras.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def model_alone(model: str, device: str | None, n: int, batch_size: int) -> float:
+    from plumenet.predictor import Predictor
+    from plumenet.weights import load_model
+
+    predictor = Predictor(load_model(model, device=device), device=device, batch_size=batch_size)
+    s = predictor.input_size
+    frames = np.random.default_rng(0).integers(0, 255, (n, s, s, 3), dtype=np.uint8)
+    predictor.predict(frames[: min(n, batch_size)])  # warm-up
+    t0 = time.perf_counter()
+    predictor.predict(frames)
+    return n / (time.perf_counter() - t0)
+
+
+def end_to_end(config: Path, start: str, end: str, device: str | None, batch_size: int) -> dict:
+    from flows.pipeline import backfill
+    from flows.runtime import prefect_api
+
+    with prefect_api():
+        t0 = time.perf_counter()
+        report = backfill(
+            config=str(config), start=start, end=end, batch_size=batch_size, device=device
+        )
+        wall = time.perf_counter() - t0
+    return {"frames": report["frames"], "flow_wall_s": wall, "dispatch_wall_s": report["wall_s"]}
+
+
+def plan_year() -> dict:
+    """List + plan one camera-year at 10-min cadence (empty files are enough to list)."""
+    from plumenet.config import load_config
+    from plumenet.pipeline import ModelIdentity, plan_backfill
+    from plumenet.timeutil import parse_end, parse_start
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        archive = root / "archive"
+        archive.mkdir()
+        times = pd.date_range("2023-01-01", "2023-12-31 23:50", freq="10min")
+        for t in times:
+            (archive / f"bench_{t:%Y%m%d_%H%M%S}.jpg").touch()
+        cfg = load_config(_write_config(root, archive, "demo", "10min", "2023-01-01"))
+        model = ModelIdentity("demo", "demo", "0" * 64, "demo", (20, 20), True)
+        t0 = time.perf_counter()
+        plan = plan_backfill(cfg, parse_start("2023-01-01"), parse_end("2023-12-31"), model=model)
+        return {
+            "frames": sum(c.frames_listed for c in plan.cameras),
+            "units": len(plan.units),
+            "seconds": time.perf_counter() - t0,
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="vits14-reg", help="model config name (random weights)")
+    parser.add_argument("--days", type=int, default=2)
+    parser.add_argument("--cadence", default="30min")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--plan-only", action="store_true")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    results: dict = {
+        "machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores",
+        "date": pd.Timestamp.now(tz="UTC").isoformat(timespec="minutes"),
+    }
+    results["plan_year"] = plan_year()
+    if not args.plan_only:
+        from plumenet.synth_archive import write_archive
+
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            model = _save_random_model(args.model, root)
+            start = pd.Timestamp("2024-01-01", tz="UTC")
+            end = start + pd.Timedelta(days=args.days)
+            write_archive(
+                str(root / "archive"),
+                layout="flat",
+                start=start,
+                end=end,
+                cadence=args.cadence,
+                seed=1,
+                fields={"CAM": "bench"},
+                camera="BENCH",
+            )
+            config = _write_config(root, root / "archive", model, args.cadence, "2024-01-01")
+            e2e = end_to_end(
+                config,
+                "2024-01-01",
+                (end - pd.Timedelta(days=1)).date().isoformat(),
+                args.device,
+                args.batch_size,
+            )
+            alone = model_alone(model, args.device, e2e["frames"], args.batch_size)
+        results.update(
+            model=args.model,
+            model_alone_fps=alone,
+            end_to_end=e2e,
+            flow_fps=e2e["frames"] / e2e["flow_wall_s"],
+            dispatch_fps=e2e["frames"] / e2e["dispatch_wall_s"],
+        )
+        results["ratio_flow"] = results["flow_fps"] / alone
+        results["ratio_dispatch"] = results["dispatch_fps"] / alone
+
+    print(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
