@@ -195,6 +195,34 @@ def _prefetched(
             pending.append(pool.submit(_load_one, fs, nxt[0], nxt[1], size, attempts, tiled))
 
 
+def _predict_tiled(
+    predictor: Predictor, frame: np.ndarray, job: UnitJob, grid: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, float, bool]:
+    """Tiled inference of one large frame, reduced to what the store keeps.
+
+    Probabilities are area-averaged onto the store's grid and quantized; brightness and
+    usability follow the predictor's rule on the full frame.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from plumenet.predictor import _LUMA, USABLE_MIN_STD
+    from plumenet.tiling import predict_tiled
+    from storage.store import quantize_probability
+
+    prob, fraction = predict_tiled(
+        predictor, frame, tile=job.tile, stride=job.tile_stride or job.tile
+    )
+    pooled = F.adaptive_avg_pool2d(torch.from_numpy(prob)[None], grid)[0].numpy()
+    luma = frame.astype(np.float32) @ np.asarray(_LUMA, dtype=np.float32) / 255.0
+    return (
+        quantize_probability(pooled),
+        fraction,
+        float(luma.mean()),
+        bool(luma.std() >= USABLE_MIN_STD),
+    )
+
+
 def _naive_utc(ts: Any) -> np.datetime64:
     import pandas as pd
 
@@ -233,16 +261,11 @@ def run_unit(unit: WorkUnit, job: UnitJob) -> UnitSummary:
         t0 = time.perf_counter()
         idx = np.array([b.slot - unit.slot0 for b in batch])
         if tiled:
-            from plumenet.tiling import predict_tiled
-
             for j, b in zip(idx, batch, strict=True):
-                prob, frac, bright, usable = predict_tiled(
-                    predictor, b.frame, tile=job.tile, stride=job.tile_stride or job.tile
-                )
-                arrays["fraction"][j] = frac
-                arrays["probability"][j] = prob
-                arrays["brightness"][j] = bright
-                arrays["status"][j] = STATUS_OK if usable else STATUS_UNUSABLE
+                tiled_result = _predict_tiled(predictor, b.frame, job, grid)
+                arrays["probability"][j], arrays["fraction"][j] = tiled_result[:2]
+                arrays["brightness"][j] = tiled_result[2]
+                arrays["status"][j] = STATUS_OK if tiled_result[3] else STATUS_UNUSABLE
         else:
             stack = np.stack([b.frame for b in batch])
             pred = predictor.predict(stack)

@@ -35,6 +35,9 @@ class _Group(click.Group):
 def main(verbose: int) -> None:
     """Segment volcano webcam archives with VIGIA-PlumeNet into Zarr time series."""
     level = logging.WARNING - 10 * min(verbose, 2)
+    # botocore's debug log prints the access key id: never below INFO, even with -vv.
+    for name in ("botocore", "aiobotocore", "s3fs", "urllib3"):
+        logging.getLogger(name).setLevel(max(level, logging.INFO))
     if verbose < 2:
         # Dask's per-worker INFO chatter drowns the progress bar; -vv shows it.
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
