@@ -8,8 +8,9 @@ the camera), ``{*}`` matches anything, and UPPERCASE names such as ``{SITE}``, `
 
 from __future__ import annotations
 
+import re
 import string
-from datetime import datetime
+from datetime import date, datetime
 
 #: Layouts used by real observatories' archives.
 BUILTIN_TEMPLATES: dict[str, str] = {
@@ -55,3 +56,91 @@ def format_path(template: str, local_time: datetime, fields: dict[str, str]) -> 
             "`fields` mapping"
         )
     return template.format(**values, **fields)
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+#: Regex of each date field; ``{doy}`` is accepted with or without zero padding.
+_FIELD_PATTERNS: dict[str, str] = {
+    "year": r"\d{4}",
+    "month": r"\d{2}",
+    "day": r"\d{2}",
+    "doy": r"\d{1,3}",
+    "HH": r"\d{2}",
+    "MM": r"\d{2}",
+    "SS": r"\d{2}",
+}
+#: What an UPPERCASE camera field matches when the camera does not fix its value.
+_CAMERA_FIELD_PATTERN = r"[A-Za-z0-9_-]+"
+
+
+def template_regex(template: str, fields: dict[str, str] | None = None) -> str:
+    """A regex (for ``re.fullmatch``) of paths that ``template`` describes.
+
+    Date fields become named groups; a field repeated later in the template must repeat
+    the same text (a backreference), so ``2024/.../2024.075`` cannot mix years. ``{*}``
+    matches anything within one path segment. Camera fields given in ``fields`` match
+    their value literally, others any ``[A-Za-z0-9_-]+``.
+    """
+    template = resolve_template(template)
+    fields = fields or {}
+    parts: list[str] = []
+    seen: set[str] = set()
+    for literal, name, _, _ in string.Formatter().parse(template):
+        parts.append(re.escape(literal))
+        if name is None:
+            continue
+        if name == "*":
+            parts.append(r"[^/]*?")
+        elif name in seen:
+            parts.append(f"(?P={name})")
+        elif name in _FIELD_PATTERNS:
+            parts.append(f"(?P<{name}>{_FIELD_PATTERNS[name]})")
+            seen.add(name)
+        elif name in fields:
+            parts.append(re.escape(fields[name]))
+        else:
+            parts.append(f"(?P<{name}>{_CAMERA_FIELD_PATTERN})")
+            seen.add(name)
+    return "".join(parts)
+
+
+def has_time_of_day(template: str) -> bool:
+    """Whether names carry a full timestamp (date, hour and minute); else EXIF is needed."""
+    names = set(template_fields(resolve_template(template)))
+    has_date = "year" in names and ("doy" in names or {"month", "day"} <= names)
+    return has_date and {"HH", "MM"} <= names
+
+
+def date_values(day: date) -> dict[str, list[str]]:
+    """Text of each date field for ``day``; ``doy`` lists padded and unpadded forms."""
+    doy = day.timetuple().tm_yday
+    doys = list(dict.fromkeys([f"{doy:03d}", f"{doy:d}", f"{doy:02d}"]))
+    return {
+        "year": [f"{day.year:04d}"],
+        "month": [f"{day.month:02d}"],
+        "day": [f"{day.day:02d}"],
+        "doy": doys,
+    }
+
+
+def render_segment(segment: str, day: date, fields: dict[str, str]) -> list[str] | None:
+    """Concrete spellings of one path segment for ``day`` (padded ``doy`` first).
+
+    ``None`` when the segment holds a field that the day and camera fields do not fix
+    (time of day, ``{*}``, an unset camera field): such a level must be listed.
+    """
+    values = date_values(day)
+    options = [""]
+    for literal, name, _, _ in string.Formatter().parse(segment):
+        options = [o + literal for o in options]
+        if name is None:
+            continue
+        if name in values:
+            choices = values[name]
+        elif name in fields:
+            choices = [fields[name]]
+        else:
+            return None
+        options = [o + c for o in options for c in choices]
+    return list(dict.fromkeys(options))

@@ -1,0 +1,39 @@
+"""``plumenet list``: the frames a run would see for one camera and range."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("list")
+@click.option("--config", "config_path", required=True, help="cameras.yaml (path or URL).")
+@click.option("--camera", "camera_id", required=True, help="Camera id from the config.")
+@click.option("--start", required=True, help="Start (date or ISO time, UTC unless zoned).")
+@click.option("--end", required=True, help="End, exclusive; a date includes that whole day.")
+@click.option("--csv", "csv_path", default=None, help="Also write the manifest to this CSV.")
+def list_command(
+    config_path: str, camera_id: str, start: str, end: str, csv_path: str | None
+) -> None:
+    """List a camera's frames in [start, end): one line per frame, then a count."""
+    from plumenet.config import load_config
+    from plumenet.timeutil import parse_range
+    from storage.archive import list_frames
+
+    config = load_config(config_path)
+    camera = config.camera(camera_id)
+    t0, t1 = parse_range(start, end)
+    frames = list_frames(camera, t0, t1, storage_options=config.storage_options)
+    for time, path in zip(frames["time"], frames["path"], strict=True):
+        click.echo(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ')}  {path}")
+    skipped = frames.attrs.get("skipped", [])
+    click.echo(
+        f"{len(frames)} frame(s) for camera {camera.id} in [{t0.isoformat()}, {t1.isoformat()})"
+        f"; {len(skipped)} file(s) skipped"
+    )
+    if csv_path:
+        out = frames.copy()
+        out["time"] = out["time"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        out.to_csv(csv_path, index=False)
+
+
+COMMANDS = [list_command]

@@ -1,0 +1,63 @@
+"""Parsing the start and end of a time range given by a user (CLI options, flow parameters).
+
+Ranges are half-open ``[start, end)`` and always UTC. A date-only end means "through that
+day": ``--start 2024-03-01 --end 2024-03-01`` is the whole of 1 March.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+
+import pandas as pd
+
+from plumenet.errors import ConfigError
+
+_DATE_ONLY = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
+
+TimeLike = str | date | datetime | pd.Timestamp
+
+
+def to_utc(value: TimeLike) -> pd.Timestamp:
+    """``value`` as a tz-aware UTC timestamp (naive values are taken as UTC)."""
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(
+            f"cannot read {value!r} as a time — use a date (2024-03-01) or an ISO timestamp "
+            "(2024-03-01T06:00, 2024-03-01T06:00+13:00)"
+        ) from err
+    if ts is pd.NaT or pd.isna(ts):
+        raise ConfigError(f"{value!r} is not a time — use a date (2024-03-01) or ISO timestamp")
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts.as_unit("ns")
+
+
+def _is_date_only(value: TimeLike) -> bool:
+    if isinstance(value, str):
+        return bool(_DATE_ONLY.match(value))
+    return isinstance(value, date) and not isinstance(value, datetime)
+
+
+def parse_start(value: TimeLike) -> pd.Timestamp:
+    """Inclusive start of a range: a date means its midnight UTC."""
+    return to_utc(value)
+
+
+def parse_end(value: TimeLike) -> pd.Timestamp:
+    """Exclusive end of a range: a date-only value includes that whole day (next midnight)."""
+    ts = to_utc(value)
+    if _is_date_only(value):
+        ts = ts + pd.Timedelta(days=1)
+    return ts
+
+
+def parse_range(start: TimeLike, end: TimeLike) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """``(start, end)`` in UTC; an empty or reversed range is an error."""
+    t0, t1 = parse_start(start), parse_end(end)
+    if t1 <= t0:
+        raise ConfigError(
+            f"time range is empty: end {t1.isoformat()} is not after start {t0.isoformat()} — "
+            "give an --end later than --start (a date-only --end includes that day)"
+        )
+    return t0, t1
