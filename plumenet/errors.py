@@ -2,7 +2,7 @@
 
 
 class PlumenetError(Exception):
-    """Base of all user-facing errors; the message says what went wrong, where, and how to fix it."""
+    """Base of all user-facing errors; the message says what went wrong, where, how to fix it."""
 
     exit_code = 2
 
@@ -28,7 +28,7 @@ class SeismicInputError(PlumenetError):
 
 
 class UnreadableImageError(PlumenetError):
-    """Bytes that do not decode to an image; ``reason`` says why (empty, truncated, not an image)."""
+    """Bytes that do not decode to an image; ``reason`` says why (empty, truncated, not image)."""
 
     def __init__(self, reason: str, source: str | None = None) -> None:
         self.reason = reason
