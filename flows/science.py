@@ -59,7 +59,7 @@ def compare(
     result_json = paths.get("comparison_json")
     if result_json and Path(result_json).exists():
         result = json.loads(Path(result_json).read_text())
-        xcorr = result.get("xcorr", {})
+        xcorr = result.get("xcorr") or {}
         create_markdown_artifact(
             key=f"comparison-{camera.lower().replace('.', '-').replace('_', '-')}",
             markdown=(
