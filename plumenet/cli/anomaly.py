@@ -1,0 +1,350 @@
+"""``plumenet anomaly fit | score | evaluate``: label-free PaDiM anomaly scores."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from plumenet.config import CameraConfig, Config
+
+log = logging.getLogger(__name__)
+
+
+def _parse_layers(value: str | None) -> list[int] | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        return [int(v) for v in value.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a comma-separated list of layer numbers (e.g. 4,8,12 or -1)",
+            param_hint="--layers",
+        ) from None
+
+
+def _camera(config: str, camera: str) -> tuple[Config, CameraConfig]:
+    from plumenet.config import load_config
+
+    cfg = load_config(config)
+    return cfg, cfg.camera(camera)
+
+
+def _manifest(cfg: Config, cam: CameraConfig, start: str, end: str) -> pd.DataFrame:
+    from plumenet.errors import ArchiveError
+    from plumenet.timeutil import parse_range
+    from storage.archive import list_frames
+
+    t0, t1 = parse_range(start, end)
+    df = list_frames(cam, t0, t1, storage_options=cfg.storage_options)
+    if df.empty:
+        raise ArchiveError(
+            f"camera {cam.id!r}: no frames in [{t0.isoformat()}, {t1.isoformat()}) under "
+            f"{cam.archive!r} — check --start/--end and the camera's `template`"
+        )
+    return df
+
+
+def _subsample(df: pd.DataFrame, max_frames: int | None) -> pd.DataFrame:
+    import numpy as np
+
+    if not max_frames or len(df) <= max_frames:
+        return df
+    keep = np.unique(np.linspace(0, len(df) - 1, max_frames).round().astype(int))
+    return df.iloc[keep].reset_index(drop=True)
+
+
+def _read_batches(
+    df: pd.DataFrame,
+    size: int,
+    storage_options: dict[str, Any],
+    batch_size: int,
+    skipped: list[str],
+) -> Iterator[tuple[list[int], np.ndarray]]:
+    """(row positions, uint8 N x S x S x 3) per batch; unreadable frames go to ``skipped``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import fsspec
+    import numpy as np
+
+    from plumenet.errors import UnreadableImageError
+    from plumenet.preprocess import load_frame
+
+    paths = df["path"].astype(str).tolist()
+    fs, _ = fsspec.core.url_to_fs(paths[0], **storage_options)
+
+    def read(path: str) -> np.ndarray | str:
+        try:
+            return load_frame(fs.cat_file(path), size, source=path)
+        except UnreadableImageError as err:
+            return str(err)
+        except FileNotFoundError:
+            return f"{path}: file vanished since listing"
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for start in range(0, len(paths), batch_size):
+            rows, frames = [], []
+            chunk = paths[start : start + batch_size]
+            for offset, result in enumerate(pool.map(read, chunk)):
+                if isinstance(result, str):
+                    skipped.append(result)
+                    continue
+                rows.append(start + offset)
+                frames.append(result)
+            if frames:
+                yield rows, np.stack(frames)
+
+
+def _report_skipped(skipped: list[str]) -> None:
+    if skipped:
+        click.echo(f"skipped {len(skipped)} unreadable frame(s) (first: {skipped[0]})", err=True)
+
+
+@click.group("anomaly")
+def anomaly_group() -> None:
+    """Label-free anomaly scores: a PaDiM model of a camera's normal views."""
+
+
+@anomaly_group.command("fit")
+@click.option("--config", "config", required=True, type=click.Path(dir_okay=False))
+@click.option("--camera", required=True, help="Camera id in the config.")
+@click.option("--start", required=True, help="Start of the baseline period (UTC, inclusive).")
+@click.option("--end", required=True, help="End of the baseline (date = whole day included).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Directory for the anomaly model (default: the camera's `anomaly_model`).",
+)
+@click.option("--layers", help="Backbone blocks, e.g. 4,8,12 (default: 1/3, 2/3 and last).")
+@click.option("--channels", default=100, show_default=True, help="Random channels kept.")
+@click.option(
+    "--mode",
+    type=click.Choice(["concat", "weighted"]),
+    default="concat",
+    show_default=True,
+    help="One Gaussian over all layers, or one per layer with weighted distances.",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of the channel subset.")
+@click.option(
+    "--max-frames",
+    default=2000,
+    show_default=True,
+    help="Use at most this many baseline frames, evenly spread (0 = all).",
+)
+@click.option("--batch-size", default=16, show_default=True)
+@click.option("--model", "weights", help="Segmentation model weights (default: config `model`).")
+@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto).")
+def fit_command(
+    config: str,
+    camera: str,
+    start: str,
+    end: str,
+    out: str | None,
+    layers: str | None,
+    channels: int,
+    mode: str,
+    seed: int,
+    max_frames: int,
+    batch_size: int,
+    weights: str | None,
+    device: str | None,
+) -> None:
+    """Fit a camera's anomaly model on a baseline period of normal (quiet) frames."""
+    from plumenet.anomaly import fit_padim, save_padim
+    from plumenet.errors import ConfigError
+    from plumenet.weights import load_model
+
+    cfg, cam = _camera(config, camera)
+    target = out or cam.anomaly_model
+    if not target:
+        raise ConfigError(
+            f"camera {cam.id!r}: no output given — pass --out DIR or set `anomaly_model` "
+            "for the camera in the config"
+        )
+    layer_list = _parse_layers(layers)
+    df = _subsample(_manifest(cfg, cam, start, end), max_frames)
+    loaded = load_model(weights or cfg.model, device=device)
+    skipped: list[str] = []
+    batches = (
+        frames
+        for _, frames in _read_batches(
+            df, loaded.input_size, cfg.storage_options, batch_size, skipped
+        )
+    )
+    try:
+        padim = fit_padim(
+            loaded, batches, layers=layer_list, n_channels=channels, seed=seed, mode=mode
+        )
+    except ValueError as err:
+        raise ConfigError(f"camera {cam.id!r}: cannot fit the anomaly model: {err}") from err
+    path = save_padim(padim, target)
+    _report_skipped(skipped)
+    click.echo(
+        f"anomaly model for {cam.id} fitted on {padim.n_samples} frames "
+        f"(layers {','.join(map(str, padim.layers))}, {padim.n_channels} channels, "
+        f"{padim.mode}) -> {path}"
+    )
+    if loaded.is_demo:
+        click.echo("note: made with the bundled demo model (synthetic scenes) - demo/test only")
+
+
+def _scorer(model_dir: str, weights: str | None, device: str | None) -> Any:
+    from plumenet.anomaly import AnomalyScorer, load_padim
+    from plumenet.weights import load_model
+
+    padim = load_padim(model_dir)
+    spec = weights or padim.backbone_info.get("source") or ""
+    if not spec:
+        from plumenet.errors import ConfigError
+
+        raise ConfigError(
+            f"anomaly model {model_dir} does not record which weights it was fitted with — "
+            "pass them with --weights"
+        )
+    loaded = load_model(spec, device=device)
+    return AnomalyScorer(padim, loaded, source=str(model_dir)), loaded
+
+
+@anomaly_group.command("score")
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--weights", help="Segmentation model (default: the one the model was fitted with).")
+@click.option("--batch-size", default=16, show_default=True)
+@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto).")
+@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True))
+def score_command(
+    model_dir: str,
+    weights: str | None,
+    batch_size: int,
+    device: str | None,
+    images: tuple[str, ...],
+) -> None:
+    """Print the anomaly score of each image (path<TAB>score; unreadable: nan)."""
+    import pandas as pd
+
+    scorer, _ = _scorer(model_dir, weights, device)
+    df = pd.DataFrame({"path": list(images)})
+    skipped: list[str] = []
+    scores = {}
+    for rows, frames in _read_batches(df, scorer.input_size, {}, batch_size, skipped):
+        for row, value in zip(rows, scorer.score_frames(frames), strict=True):
+            scores[row] = float(value)
+    for row, path in enumerate(images):
+        click.echo(f"{path}\t{scores.get(row, float('nan')):.4f}")
+    _report_skipped(skipped)
+
+
+def _read_truth(path: str) -> pd.DataFrame:
+    import pandas as pd
+
+    from plumenet.errors import ConfigError
+
+    try:
+        if path.endswith(".parquet"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"cannot read truth file {path} ({err}) — pass a CSV") from err
+
+
+@anomaly_group.command("evaluate")
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(file_okay=False),
+    help="Anomaly model (default: the camera's `anomaly_model`).",
+)
+@click.option("--config", "config", required=True, type=click.Path(dir_okay=False))
+@click.option("--camera", required=True)
+@click.option("--start", required=True)
+@click.option("--end", required=True)
+@click.option(
+    "--truth",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="CSV: time or path, plus emission fraction columns or a 0/1 `label` column.",
+)
+@click.option(
+    "--threshold",
+    default=0.01,
+    show_default=True,
+    help="A frame is anomalous when any emission fraction exceeds this.",
+)
+@click.option(
+    "--tolerance",
+    default="30s",
+    show_default=True,
+    help="Largest time difference when matching the truth on time.",
+)
+@click.option("--weights", help="Segmentation model (default: the one the model was fitted with).")
+@click.option("--batch-size", default=16, show_default=True)
+@click.option("--device", default=None)
+@click.option(
+    "--scores",
+    "scores_out",
+    type=click.Path(dir_okay=False),
+    help="Also write time,path,score,label to this CSV.",
+)
+def evaluate_command(
+    model_dir: str | None,
+    config: str,
+    camera: str,
+    start: str,
+    end: str,
+    truth: str,
+    threshold: float,
+    tolerance: str,
+    weights: str | None,
+    batch_size: int,
+    device: str | None,
+    scores_out: str | None,
+) -> None:
+    """Score the frames of a period and report the AUROC against a ground truth."""
+    import numpy as np
+
+    from plumenet.anomaly import auroc, labels_from_truth
+    from plumenet.errors import ConfigError
+
+    cfg, cam = _camera(config, camera)
+    model_dir = model_dir or cam.anomaly_model
+    if not model_dir:
+        raise ConfigError(
+            f"camera {cam.id!r}: no anomaly model — pass --model DIR or set `anomaly_model`"
+        )
+    scorer, _ = _scorer(model_dir, weights or cfg.model, device)
+    df = _manifest(cfg, cam, start, end)
+    try:
+        labels = labels_from_truth(_read_truth(truth), df, threshold=threshold, tolerance=tolerance)
+    except ValueError as err:
+        raise ConfigError(f"truth file {truth}: {err}") from err
+    scores = np.full(len(df), np.nan)
+    skipped: list[str] = []
+    for rows, frames in _read_batches(
+        df, scorer.input_size, cfg.storage_options, batch_size, skipped
+    ):
+        scores[rows] = scorer.score_frames(frames)
+    _report_skipped(skipped)
+    df = df.assign(score=scores, label=labels.to_numpy())
+    if scores_out:
+        df.to_csv(scores_out, index=False)
+    usable = df.dropna(subset=["score", "label"])
+    n_pos = int(usable["label"].sum())
+    click.echo(
+        f"{cam.id}: {len(df)} frames, {len(usable)} scored and labelled "
+        f"({n_pos} anomalous, {len(usable) - n_pos} normal)"
+    )
+    try:
+        value = auroc(usable["score"].to_numpy(), usable["label"].to_numpy())
+    except ValueError as err:
+        raise ConfigError(
+            f"camera {cam.id!r}: AUROC undefined: {err} — widen --start/--end or check --truth"
+        ) from err
+    click.echo(f"AUROC {value:.4f}")
+
+
+COMMANDS = [anomaly_group]
