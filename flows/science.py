@@ -19,13 +19,18 @@ def catalogue(
     config: str,
     cameras: list[str] | None = None,
     out: str | None = None,
+    params: dict[str, Any] | None = None,
 ) -> dict[str, dict[str, str]]:
-    """Episodes and hourly/daily activity per camera, into the store and ``out``."""
+    """Episodes and hourly/daily activity per camera, into the store and ``out``.
+
+    ``params``: episode/observability thresholds (see docs/catalogue.md), e.g.
+    ``{"on": {"lava": 0.003}, "max_gap": "1h"}``.
+    """
     import pandas as pd
 
     from plumenet.activity import run_catalogue
 
-    paths = run_catalogue(config, cameras=cameras, out=out or "catalogue")
+    paths = run_catalogue(config, cameras=cameras, out=out or "catalogue", **(params or {}))
     for camera, files in paths.items():
         key = camera.lower().replace(".", "-").replace("_", "-")
         episodes_csv = files.get("episodes_csv")
@@ -49,13 +54,19 @@ def compare(
     rsam: str | None = None,
     events: str | None = None,
     out: str | None = None,
+    freq: str = "1h",
 ) -> dict[str, Any]:
-    """Lagged correlation with RSAM, event coincidence and epoch stack for one camera."""
+    """Lagged correlation with RSAM, event coincidence and epoch stack for one camera.
+
+    ``freq``: the bin of activity and RSAM; the lag is resolved to one bin.
+    """
     import json
 
     from plumenet.compare import run_compare
 
-    paths = run_compare(config, camera, rsam=rsam, events=events, out=out or "comparison")
+    paths = run_compare(
+        config, camera, rsam=rsam, events=events, out=out or "comparison", freq=freq
+    )
     result_json = paths.get("comparison_json")
     if result_json and Path(result_json).exists():
         result = json.loads(Path(result_json).read_text())

@@ -41,7 +41,10 @@ def main(verbose: int) -> None:
     if verbose < 2:
         # Dask's per-worker INFO chatter drowns the progress bar; -vv shows it.
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setLevel(level)  # libraries that log INFO on their own loggers stay quiet
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def _register() -> None:

@@ -225,11 +225,12 @@ def demo(out: str, days: int, cluster: str) -> None:
 
     store = root / "plumenet.zarr"
     click.echo("")
-    click.echo(f"config:      {config}")
-    click.echo(f"store:       {store}")
-    click.echo(f"ground truth:{' '.join(str(Path(t.url) / 'truth') for t in truths.values())}")
+    click.echo(f"{'config:':<26}{config}")
+    click.echo(f"{'store:':<26}{store}")
+    for cam, truth in truths.items():
+        click.echo(f"{'ground truth ' + cam + ':':<26}{truth.truth_url}")
     for name, path in outputs.items():
-        click.echo(f"{name + ':':<13}{path}")
+        click.echo(f"{name + ':':<26}{path}")
     click.echo("")
     click.echo("Open the store with xarray:")
     click.echo("    import xarray as xr")
@@ -242,9 +243,12 @@ def _demo_science(config: Path, root: Path, truths: dict[str, Any]) -> dict[str,
     from flows.science import catalogue, compare
 
     click.echo("3/4 activity catalogue (episodes, hourly/daily activity, timeline PNG)")
-    catalogue_paths = catalogue(config=str(config), out=str(root / "catalogue"))
+    # lava covers well under 1 % of a synthetic frame: a lower onset threshold for it
+    catalogue_paths = catalogue(
+        config=str(config), out=str(root / "catalogue"), params={"on": {"lava": 0.003}}
+    )
     camera = DEMO_CAMERAS[0]["id"]
-    truth = Path(truths[camera].url) / "truth"
+    truth = Path(truths[camera].truth_url)
     click.echo("4/4 comparison with the synthetic RSAM and seismic events")
     compare_paths = compare(
         config=str(config),
@@ -252,21 +256,16 @@ def _demo_science(config: Path, root: Path, truths: dict[str, Any]) -> dict[str,
         rsam=str(truth / "rsam.csv"),
         events=str(truth / "events.xml"),
         out=str(root / "comparison"),
+        freq="10min",
     )
-    outputs = {"catalogue": str(root / "catalogue"), "comparison": str(root / "comparison")}
-    for key, value in {**_flatten(catalogue_paths), **_flatten(compare_paths)}.items():
-        if str(value).endswith((".png", ".json")):
-            outputs[key] = str(value)
+    outputs = {}
+    for cam, files in catalogue_paths.items():
+        outputs[f"timeline {cam}"] = files["timeline_png"]
+        outputs[f"episodes {cam}"] = files["episodes_csv"]
+    for key in ("comparison_json", "xcorr_png", "epoch_png"):
+        if key in compare_paths:
+            outputs[key.replace("_", " ")] = compare_paths[key]
     return outputs
-
-
-def _flatten(paths: Any, prefix: str = "") -> dict[str, str]:
-    if isinstance(paths, dict):
-        flat: dict[str, str] = {}
-        for key, value in paths.items():
-            flat.update(_flatten(value, f"{prefix}{key}." if True else ""))
-        return flat
-    return {prefix.rstrip("."): str(paths)}
 
 
 COMMANDS = [backfill, nightly, serve, demo]

@@ -1,0 +1,318 @@
+"""``plumenet train`` (fine-tune on LabelMe-labelled images) and ``plumenet evaluate``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from plumenet.model import PlumeNet
+    from plumenet.train import SegmentationDataset
+
+log = logging.getLogger(__name__)
+
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+
+
+def _base_model(spec: str, device: str | None) -> tuple[PlumeNet, str]:
+    """A model to start from: a weights spec (``demo``, DIR, hf:..., file) or a config name."""
+    from plumenet.model import MODEL_CONFIGS, build_model
+    from plumenet.weights import load_model
+
+    if spec != "demo" and spec in MODEL_CONFIGS and not Path(spec).exists():
+        cfg = MODEL_CONFIGS[spec]
+        model = build_model(cfg, pretrained=cfg.hf_backbone is not None, seed=0)
+        return model, f"{spec} (new head)"
+    loaded = load_model(spec, device=device)
+    return loaded.model, f"{loaded.model_id} ({spec})"
+
+
+def _mask_pairs(directory: Path, mask_classes: str) -> SegmentationDataset:
+    """Images with ``NAME_mask.png`` label masks beside them."""
+    import numpy as np
+    from PIL import Image
+
+    from plumenet.classes import merge_labels
+    from plumenet.errors import ConfigError
+    from plumenet.preprocess import decode_rgb
+    from plumenet.train import ListDataset
+
+    pairs, names = [], []
+    for mask_path in sorted(directory.rglob("*_mask.png")):
+        stem = mask_path.name[: -len("_mask.png")]
+        images = [
+            p
+            for p in mask_path.parent.glob(f"{stem}.*")
+            if p.suffix.lower() in _IMAGE_SUFFIXES and p != mask_path
+        ]
+        if not images:
+            raise ConfigError(
+                f"{mask_path}: no image {stem}.jpg/.png beside it; keep each image next to "
+                "its NAME_mask.png"
+            )
+        image = np.asarray(decode_rgb(images[0].read_bytes(), source=str(images[0])))
+        mask = np.asarray(Image.open(mask_path))
+        if mask.ndim != 2:
+            raise ConfigError(f"{mask_path}: a mask must be a single-channel PNG of class indices")
+        if mask.shape != image.shape[:2]:
+            raise ConfigError(
+                f"{mask_path}: mask {mask.shape[1]} x {mask.shape[0]} differs from image "
+                f"{image.shape[1]} x {image.shape[0]}"
+            )
+        if mask_classes == "label":
+            valid = mask != 255
+            merged = np.full(mask.shape, 255, dtype=np.uint8)
+            merged[valid] = merge_labels(mask[valid])
+            mask = merged
+        elif mask.size and int(mask[mask != 255].max(initial=0)) > 5:
+            raise ConfigError(
+                f"{mask_path}: holds class index {int(mask[mask != 255].max())} but model "
+                "masks use 0-5 (255 = unlabelled); pass --mask-classes label for 8-class masks"
+            )
+        pairs.append((image, mask.astype(np.uint8)))
+        names.append(str(images[0]))
+    return ListDataset(pairs, names)
+
+
+def _load_dataset(data: Path, mask_classes: str) -> SegmentationDataset:
+    from plumenet.errors import ConfigError
+    from plumenet.labelme import LabelMeDataset, index_labelme_dir
+
+    if not data.is_dir():
+        raise ConfigError(f"--data {data} is not a directory of labelled images")
+    if any(data.rglob("*_mask.png")):
+        ds = _mask_pairs(data, mask_classes)
+        if len(ds):
+            return ds
+    return LabelMeDataset(index_labelme_dir(data))
+
+
+def _print_table(metrics: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def fmt(v: float) -> str:
+        return "-" if v != v else f"{v:.3f}"
+
+    table = Table(title=f"{metrics['n_images']} images")
+    for col in ("class", "# GT pixels", "precision", "recall", "F1", "IoU"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for name, m in metrics["classes"].items():
+        table.add_row(
+            name,
+            f"{m['gt_pixels']:,}",
+            fmt(m["precision"]),
+            fmt(m["recall"]),
+            fmt(m["f1"]),
+            fmt(m["iou"]),
+        )
+    console = Console()
+    console.print(table)
+    console.print(
+        f"pixel accuracy {fmt(metrics['pixel_accuracy'])}, without background "
+        f"{fmt(metrics['pixel_accuracy_no_background'])}, mean IoU {fmt(metrics['mean_iou'])}"
+    )
+
+
+@click.command("train")
+@click.option(
+    "--data",
+    "data",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder of LabelMe files (subfolders CAMERA/VIEWPOINT/ name viewpoints).",
+)
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Model directory to write (resumes if it holds a checkpoint).",
+)
+@click.option(
+    "--from",
+    "base",
+    default="demo",
+    show_default=True,
+    help="Start from weights (demo, DIR, hf:OWNER/REPO, file) or a config name "
+    "(vits14-reg: pretrained DINOv2 + new head).",
+)
+@click.option("--epochs", default=75, show_default=True, type=int)
+@click.option("--lr", default=1e-5, show_default=True, type=float)
+@click.option("--batch-size", default=12, show_default=True, type=int)
+@click.option(
+    "--loss", type=click.Choice(["ce", "tversky", "ce+tversky"]), default="ce", show_default=True
+)
+@click.option(
+    "--patience",
+    default=10,
+    show_default=True,
+    type=int,
+    help="Epochs without a better validation mean IoU before stopping (0: never).",
+)
+@click.option("--train-backbone", is_flag=True, help="Train the backbone too (small backbones).")
+@click.option("--no-augment", is_flag=True, help="Switch augmentation off.")
+@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present).")
+@click.option("--seed", default=0, show_default=True, type=int)
+def train_command(
+    data: Path,
+    out: Path,
+    base: str,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    loss: str,
+    patience: int,
+    train_backbone: bool,
+    no_augment: bool,
+    device: str | None,
+    seed: int,
+) -> None:
+    """Fine-tune the segmentation head on LabelMe-labelled images.
+
+    Images are split by viewpoint (70/15/15 % train/validation/test, no viewpoint in two
+    splits); the best epoch by validation mean IoU is kept in OUT, which `--model OUT`
+    then loads. Interrupted runs resume from OUT's checkpoint.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from plumenet.errors import ConfigError
+    from plumenet.labelme import LabelMeDataset, index_labelme_dir, split_by_viewpoint
+    from plumenet.train import TrainConfig, TrainEvent, evaluate_model, train, write_evaluation
+
+    samples = index_labelme_dir(data)
+    tr, va, te = split_by_viewpoint(samples, seed=seed)
+    if not tr or not va:
+        raise ConfigError(
+            f"{data}: {len(samples)} images from "
+            f"{len({(s.camera, s.viewpoint) for s in samples})} viewpoint(s) cannot be split "
+            "into training and validation sets; label images from at least 2 viewpoints "
+            "(subfolders CAMERA/VIEWPOINT/ or flags camera/viewpoint)"
+        )
+    config = TrainConfig(
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        loss=loss,  # type: ignore[arg-type]
+        patience=patience or None,
+        train_backbone=train_backbone,
+        augment=not no_augment,
+        seed=seed,
+        device=device,
+    )
+    model, described = _base_model(base, device)
+    out.mkdir(parents=True, exist_ok=True)
+    split = {
+        name: [str(s.json_path) for s in part]
+        for name, part in (("train", tr), ("validation", va), ("test", te))
+    }
+    (out / "split.json").write_text(json.dumps(split, indent=1) + "\n")
+    click.echo(
+        f"training from {described}: {len(tr)} train, {len(va)} validation, {len(te)} test images"
+    )
+    with Progress(
+        TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+        BarColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TextColumn("{task.fields[note]}"),
+        TimeRemainingColumn(),
+    ) as bar:
+        task = bar.add_task("train", total=None, epoch=0, epochs=epochs, loss=0.0, note="")
+
+        def report(event: TrainEvent) -> None:
+            if event.kind == "batch":
+                bar.update(
+                    task,
+                    total=event.steps,
+                    completed=event.step,
+                    epoch=event.epoch,
+                    loss=event.loss,
+                )
+            elif event.record is not None:
+                bar.update(task, note=f"val mIoU {event.record['val_mean_iou']:.3f}")
+
+        result = train(
+            model,
+            LabelMeDataset(tr),
+            LabelMeDataset(va),
+            config,
+            out_dir=out,
+            progress=report,
+            model_id=out.name or "plumenet-finetuned",
+            metadata={
+                "data": str(data),
+                "base": base,
+                "split": {k: len(v) for k, v in split.items()},
+            },
+        )
+    if not (out / "model.safetensors").is_file():
+        raise ConfigError(f"training wrote no model to {out}: no epoch produced a valid score")
+    if te:
+        metrics = evaluate_model(model, LabelMeDataset(te))
+        write_evaluation(metrics, out / "test")
+        click.echo(
+            f"test split ({len(te)} images): mean IoU {metrics['mean_iou']:.3f}, pixel accuracy "
+            f"without background {metrics['pixel_accuracy_no_background']:.3f} "
+            f"(details in {out / 'test'})"
+        )
+    click.echo(
+        f"model written to {out} (best epoch {result.best_epoch}, validation mean IoU "
+        f"{result.best_val_miou:.3f}); curves in {out / 'curves.png'}. Use it with "
+        f"`--model {out}`."
+    )
+
+
+@click.command("evaluate")
+@click.option(
+    "--model",
+    "spec",
+    required=True,
+    help="Weights: demo, a model directory, hf:OWNER/REPO or a TorchScript file.",
+)
+@click.option(
+    "--data",
+    "data",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="LabelMe folder, or images with NAME_mask.png masks beside them.",
+)
+@click.option(
+    "--out",
+    "out",
+    default=Path("evaluation"),
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Folder for metrics.json, CSVs and PNG.",
+)
+@click.option(
+    "--mask-classes",
+    type=click.Choice(["model", "label"]),
+    default="model",
+    show_default=True,
+    help="What NAME_mask.png values index: 6 model or 8 label classes.",
+)
+@click.option("--device", default=None, help="cpu, cuda ... (default: cuda if present).")
+def evaluate_command(
+    spec: str, data: Path, out: Path, mask_classes: str, device: str | None
+) -> None:
+    """Per-class precision, recall, F1, IoU and the confusion matrix (the paper's Table 1)."""
+    from plumenet.train import evaluate_model, write_evaluation
+    from plumenet.weights import load_model
+
+    dataset = _load_dataset(data, mask_classes)
+    loaded = load_model(spec, device=device)
+    metrics = evaluate_model(loaded, dataset)
+    metrics["model"] = loaded.describe()
+    metrics["data"] = str(data)
+    paths = write_evaluation(metrics, out)
+    _print_table(metrics)
+    if loaded.is_demo:
+        click.echo("note: the demo model was trained on synthetic scenes only")
+    click.echo(f"metrics written to {paths['metrics']}")
+
+
+COMMANDS = [train_command, evaluate_command]
