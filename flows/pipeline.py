@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.tasks import exponential_backoff
 
-from plumenet.pipeline import BackfillPlan, BackfillReport, plan_backfill
+from plumenet.pipeline import BackfillPlan, BackfillReport, check_cluster, plan_backfill
 from plumenet.workunit import UnitJob, UnitSummary, run_unit
 
 logger = logging.getLogger(__name__)
@@ -31,9 +31,7 @@ def make_task_runner(cluster: str | None) -> Any:
     """A DaskTaskRunner for ``local`` (default), ``local-cuda`` or a scheduler address."""
     from prefect_dask import DaskTaskRunner
 
-    from plumenet.errors import ConfigError
-
-    cluster = cluster or "local"
+    cluster = check_cluster(cluster)
     if cluster == "local":
         n_cpu = os.cpu_count() or 1
         n_workers = max(1, min(4, n_cpu // 4))
@@ -48,23 +46,11 @@ def make_task_runner(cluster: str | None) -> Any:
             },
         )
     if cluster == "local-cuda":
-        try:
-            import dask_cuda  # noqa: F401
-        except ImportError as err:
-            raise ConfigError(
-                "--cluster local-cuda needs dask-cuda: install it with `pip install "
-                "'plumenet[gpu]'` on a machine with NVIDIA GPUs"
-            ) from err
         return DaskTaskRunner(
             cluster_class="dask_cuda.LocalCUDACluster",
             cluster_kwargs={"resources": {"GPU": 1}, "dashboard_address": None},
         )
-    if "://" in cluster:
-        return DaskTaskRunner(address=cluster)
-    raise ConfigError(
-        f"unknown cluster {cluster!r}: use 'local', 'local-cuda' or a scheduler address "
-        "such as tcp://host:8786"
-    )
+    return DaskTaskRunner(address=cluster)
 
 
 @task(
@@ -175,6 +161,7 @@ def backfill(
     from plumenet.timeutil import parse_end, parse_start
     from storage.store import consolidate
 
+    check_cluster(cluster)
     cfg = load_config(config)
     t_start, t_end = parse_start(start), parse_end(end)
     plan = plan_backfill(
@@ -206,16 +193,9 @@ def nightly(
     """Backfill the last ``lookback`` up to now: late uploads are picked up, done slots skipped."""
     import pandas as pd
 
-    from plumenet.errors import ConfigError
+    from plumenet.pipeline import lookback_range
 
-    try:
-        span = pd.Timedelta(lookback)
-    except ValueError as err:
-        raise ConfigError(
-            f"--lookback {lookback!r} is not a duration: use e.g. 2D, 36h, 90min"
-        ) from err
-    now = pd.Timestamp.now(tz="UTC")
-    start = (now - span).floor("1D")
+    start, now = lookback_range(lookback, pd.Timestamp.now(tz="UTC"))
     return backfill(
         config,
         start.isoformat(),

@@ -6,6 +6,7 @@ Nothing here touches image bytes: the driver works on manifests and the store's 
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -61,8 +62,13 @@ class BackfillPlan:
         return [(u, c.job) for c in self.cameras for u in c.units]
 
 
+@functools.lru_cache(maxsize=8)
 def identify_model(spec: str) -> ModelIdentity:
-    """Load the model once on the driver's CPU to learn its id, digest and output grid."""
+    """Load the model once on the driver's CPU to learn its id, digest and output grid.
+
+    Cached per process: the CLI checks the weights before starting a server, and the flow
+    asks again.
+    """
     from plumenet.weights import load_model
 
     loaded = load_model(spec, device="cpu")
@@ -74,6 +80,61 @@ def identify_model(spec: str) -> ModelIdentity:
         backbone=loaded.backbone,
         grid=(grid, grid),
         is_demo=loaded.is_demo,
+    )
+
+
+def check_request(
+    config: Config, start: pd.Timestamp, end: pd.Timestamp, cameras: list[str] | None = None
+) -> None:
+    """Fail before any work on what the user can fix: unknown cameras, empty or early ranges."""
+    from plumenet.errors import ConfigError
+
+    if end <= start:
+        raise ConfigError(
+            f"empty range: --end {end.isoformat()} is not after --start {start.isoformat()}"
+        )
+    for camera in [config.camera(c) for c in cameras] if cameras else config.cameras:
+        if start < camera.grid_start_ts:
+            raise ConfigError(
+                f"camera {camera.id!r}: --start {start.isoformat()} is before its grid_start "
+                f"{camera.grid_start_ts.isoformat()}; the time axis never moves — start at or "
+                "after grid_start, or give the camera an earlier grid_start in a new store"
+            )
+
+
+def lookback_range(lookback: str, now: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """[midnight of ``now - lookback``, ``now``): what a nightly run covers."""
+    from plumenet.errors import ConfigError
+
+    try:
+        span = pd.Timedelta(lookback)
+    except ValueError as err:
+        raise ConfigError(
+            f"--lookback {lookback!r} is not a duration: use e.g. 2D, 36h, 90min"
+        ) from err
+    if span <= pd.Timedelta(0):
+        raise ConfigError(f"--lookback {lookback!r} must be positive, e.g. 2D")
+    return (now - span).floor("1D"), now
+
+
+def check_cluster(cluster: str | None) -> str:
+    """``local`` (default), ``local-cuda`` or a scheduler address; anything else is an error."""
+    from plumenet.errors import ConfigError
+
+    cluster = cluster or "local"
+    if cluster == "local-cuda":
+        try:
+            import dask_cuda  # noqa: F401
+        except ImportError as err:
+            raise ConfigError(
+                "--cluster local-cuda needs dask-cuda: install it with `pip install "
+                "'plumenet[gpu]'` on a machine with NVIDIA GPUs"
+            ) from err
+    if cluster in ("local", "local-cuda") or "://" in cluster:
+        return cluster
+    raise ConfigError(
+        f"unknown cluster {cluster!r}: use 'local', 'local-cuda' or a scheduler address "
+        "such as tcp://host:8786"
     )
 
 
@@ -106,6 +167,7 @@ def plan_backfill(
     from storage.archive import list_frames
     from storage.store import assign_slots, ensure_camera, plan_units, read_ledger, register_model
 
+    check_request(config, start, end, cameras)
     model = model or identify_model(config.model)
     plan = BackfillPlan(start=start, end=end, model=model)
     selected = [config.camera(c) for c in cameras] if cameras else list(config.cameras)

@@ -115,3 +115,25 @@ def test_predictor_is_loaded_once_per_process(tiny_dir):
     b = get_predictor(tiny_dir, device="cpu", batch_size=4)
     assert a is b
     assert get_predictor(tiny_dir, device="cpu", batch_size=8) is not a
+
+
+def test_unit_fills_anomaly_when_the_camera_has_a_fitted_model(tmp_path, rng, tiny_dir):
+    import zarr
+
+    from plumenet.anomaly import fit_padim, save_padim
+    from plumenet.weights import load_model
+
+    loaded = load_model(tiny_dir, device="cpu")
+    baseline = rng.integers(0, 255, (2, 4, 518, 518, 3), dtype=np.uint8)
+    padim = fit_padim(loaded, iter(baseline), layers=[1, 2], n_channels=8, seed=0)
+    save_padim(padim, tmp_path / "padim")
+
+    unit, store = _unit_and_store(tmp_path, rng, n=4, broken={1})
+    job = UnitJob(
+        store=store, camera="WU", model=tiny_dir, model_index=0,
+        anomaly_model=str(tmp_path / "padim"),
+    )  # fmt: skip
+    run_unit(unit, job)
+    anomaly = zarr.open_group(store, mode="r")["WU"]["anomaly"][:4]
+    assert np.isfinite(anomaly[[0, 2, 3]]).all() and (anomaly[[0, 2, 3]] > 0).all()
+    assert np.isnan(anomaly[1])

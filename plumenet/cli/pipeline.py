@@ -67,7 +67,15 @@ def backfill(
     """
     from flows.pipeline import backfill as backfill_flow
     from flows.runtime import prefect_api
+    from plumenet.config import load_config
+    from plumenet.pipeline import check_cluster, check_request, identify_model
+    from plumenet.timeutil import parse_end, parse_start
 
+    # what the user can fix fails here, in one line, before any server or cluster starts
+    cfg = load_config(config)
+    check_request(cfg, parse_start(start), parse_end(end), list(cameras) or None)
+    check_cluster(cluster)
+    identify_model(cfg.model)
     with prefect_api():
         report = backfill_flow(
             config=config,
@@ -93,9 +101,16 @@ def backfill(
 @click.option("--cluster", default="local", show_default=True, help=CLUSTER_HELP)
 def nightly(config: str, lookback: str, cluster: str) -> None:
     """Process the last LOOKBACK up to now (late uploads are picked up, done slots skipped)."""
+    import pandas as pd
+
     from flows.pipeline import nightly as nightly_flow
     from flows.runtime import prefect_api
+    from plumenet.config import load_config
+    from plumenet.pipeline import check_cluster, identify_model, lookback_range
 
+    lookback_range(lookback, pd.Timestamp.now(tz="UTC"))
+    identify_model(load_config(config).model)
+    check_cluster(cluster)
     with prefect_api():
         report = nightly_flow(
             config=config, lookback=lookback, cluster=cluster, progress=sys.stderr.isatty()
