@@ -215,9 +215,7 @@ def test_worker_killed_mid_run_still_completes(
     result: dict = {}
 
     def run() -> None:
-        result["report"] = backfill(
-            config=str(config), start=START, end=LAST_DAY, cluster=address
-        )
+        result["report"] = backfill(config=str(config), start=START, end=LAST_DAY, cluster=address)
 
     thread = threading.Thread(target=run)
     thread.start()
@@ -280,3 +278,36 @@ def _done_units(store: str) -> int:
     return sum(
         int(status[u * per_unit : (u + 1) * per_unit].any()) for u in range(start, start + 2)
     )
+
+
+def test_nightly_covers_the_lookback_and_picks_up_late_uploads(
+    prefect_harness, tiny_model_dir, tmp_path
+):
+    from flows.pipeline import nightly
+    from plumenet.synth_archive import write_archive
+
+    today = pd.Timestamp.now(tz="UTC").floor("1D")
+    yesterday = today - pd.Timedelta(days=1)
+    archive = tmp_path / "archive"
+    truth = write_archive(
+        str(archive), layout="flat", start=yesterday, end=today, cadence="2h", seed=3,
+        size=(96, 72), fields={"CAM": "flowcam"}, camera="FLOW", missing=0.0,
+    )  # fmt: skip
+    config = write_config(
+        tmp_path, archive=archive, model=tiny_model_dir, cadence="1h",
+        start=(today - pd.Timedelta(days=3)).date().isoformat(),
+    )  # fmt: skip
+    store = yaml.safe_load(Path(config).read_text())["store"]
+
+    first = nightly(config=str(config), lookback="1D", cluster="local")
+    assert first["units_failed"] == [] and first["frames"] == len(truth.fractions)
+    status = zarr.open_group(store, mode="r")["FLOW"]["status"][:]
+    assert int((status != 0).sum()) == len(truth.fractions)
+
+    # a frame uploaded late, at an hour that had none, is picked up by the next night
+    late = archive / f"flowcam_{yesterday + pd.Timedelta(hours=5):%Y%m%d_%H%M%S}.jpg"
+    late.write_bytes((archive / Path(truth.fractions["path"].iloc[0]).name).read_bytes())
+    second = nightly(config=str(config), lookback="1D", cluster="local")
+    assert second["units_run"] == 1
+    sources = zarr.open_group(store, mode="r")["FLOW"]["source"][:]
+    assert str(late) in set(sources)
