@@ -3,7 +3,7 @@
 525,600 frames at 10-min cadence, built in memory in the store schema (fractions with
 day/night, clouds, ~3,000 episodes and noise). Target: < 10 s for the catalogue.
 
-    python benchmarks/catalogue.py [--years 10] [--repeat 3] [--compare]
+    python -m benchmarks.catalogue [--years 10] [--repeat 3] [--compare]
 
 ``--compare`` also times the seismic comparison on the hourly activity (499 surrogates,
 +-72 h) and event coincidence (9 window/lag pairs, 999 shuffles).

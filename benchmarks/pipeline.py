@@ -1,7 +1,7 @@
 """End-to-end backfill throughput vs the model alone, measured in one run on one machine.
 
-    python benchmarks/pipeline.py [--model vits14-reg] [--days 2] [--cadence 30min] [--device cpu]
-    python benchmarks/pipeline.py --plan-only     # list + plan one camera-year (52,560 frames)
+    python -m benchmarks.pipeline [--model vits14-reg] [--days 2] [--cadence 30min] [--device cpu]
+    python -m benchmarks.pipeline --plan-only     # list + plan one camera-year (52,560 frames)
 
 1. model alone: ``Predictor.predict`` on pre-decoded uint8 tensors (no I/O), frames/s;
 2. end to end: a synthetic archive on local disk -> the ``backfill`` flow (listing, planning,

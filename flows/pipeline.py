@@ -19,7 +19,7 @@ from prefect.futures import as_completed
 from prefect.tasks import exponential_backoff
 
 from plumenet.pipeline import BackfillPlan, BackfillReport, check_cluster, plan_backfill
-from plumenet.workunit import UnitJob, UnitSummary, run_unit
+from plumenet.workunit import THREADS_ENV, UnitJob, UnitSummary, run_unit
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def make_task_runner(cluster: str | None) -> Any:
                 "threads_per_worker": LOCAL_THREADS_PER_WORKER,
                 "processes": True,
                 "dashboard_address": None,
-                "env": {"OMP_NUM_THREADS": str(max(1, n_cpu // n_workers))},
+                "env": {THREADS_ENV: str(max(1, n_cpu // n_workers))},
             },
         )
     if cluster == "local-cuda":

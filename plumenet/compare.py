@@ -199,7 +199,9 @@ def cross_correlation(
 
     The p-value is for the largest |r| over all lags (the lag search is part of the
     test): the share of phase-randomised seismic surrogates whose largest |r| is at
-    least as large, ``(1 + #) / (1 + n_surrogates)``.
+    least as large, ``(1 + #) / (1 + n_surrogates)``. Lags are searched up to
+    ``max_lag`` but never beyond a quarter of the record (the usual N/4 rule): at longer
+    lags too few pairs overlap and a spurious peak can win.
     """
     index = _naive_utc(activity.index)
     seis = seismic.copy()
@@ -207,7 +209,7 @@ def cross_correlation(
     seis = seis.reindex(index)
     step = _step(index)
     k_max = int(pd.Timedelta(max_lag) // step)
-    k_max = max(0, min(k_max, len(index) - MIN_PAIRS))
+    k_max = max(0, min(k_max, len(index) // 4, len(index) - MIN_PAIRS))
     a = activity.to_numpy(dtype=np.float64, na_value=np.nan)
     s = seis.to_numpy(dtype=np.float64, na_value=np.nan)
     rng = np.random.default_rng(seed)

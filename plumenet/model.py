@@ -15,10 +15,10 @@ Three architectures are registered in :data:`MODEL_CONFIGS`:
     A 2-layer, 32-wide backbone for offline tests (random weights, 518 input so the grid
     is still 37 x 37; any multiple of 14 works).
 ``demo``
-    A 4-layer, 96-wide backbone trained from scratch (``frozen_backbone=False``) on
-    synthetic scenes by ``python -m plumenet.demo_model``. It runs at 280 x 280 input
-    (20 x 20 grid) so that a CPU can train it in minutes; its weights stay well under
-    5 MB. It is a demonstration model, not a scientific one.
+    A 3-layer, 64-wide backbone trained from scratch (``frozen_backbone=False``) on
+    synthetic scenes by ``python -m plumenet.demo_model``. It runs at 224 x 224 input
+    (16 x 16 grid) so that a CPU can train it in minutes; its weights are about 1 MB.
+    It is a demonstration model, not a scientific one.
 
 Only :func:`build_model` with ``pretrained=True`` touches the network (to fetch the
 backbone named by ``hf_backbone``); everything else is offline.
@@ -190,21 +190,22 @@ def tiny() -> ModelConfig:
 
 @register_config("demo")
 def demo() -> ModelConfig:
-    """Small backbone trained from scratch on synthetic scenes (CPU friendly, 280 input)."""
+    """Small backbone trained from scratch on synthetic scenes (CPU friendly: 224 input,
+    16 x 16 grid); the architecture of the bundled demo model."""
     return ModelConfig(
         name="demo",
         backbone={
-            "hidden_size": 96,
-            "num_hidden_layers": 4,
+            "hidden_size": 64,
+            "num_hidden_layers": 3,
             "num_attention_heads": 4,
             "mlp_ratio": 4,
             "patch_size": 14,
-            "image_size": 280,
+            "image_size": 224,
             "num_register_tokens": 4,
         },
         hf_backbone=None,
         head_hidden=64,
-        input_size=280,
+        input_size=224,
         frozen_backbone=False,
     )
 

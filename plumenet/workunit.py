@@ -90,12 +90,32 @@ def get_predictor(
             from plumenet.predictor import Predictor
             from plumenet.weights import load_model
 
+            _apply_thread_budget()
             loaded = load_model(spec, device=device)
             mask = _load_roi(roi, loaded.input_size) if roi else None
             predictor = Predictor(loaded, device=device, batch_size=batch_size, roi=mask)
             _PREDICTORS[key] = predictor
             logger.info("loaded model %s (%s) in this worker", loaded.model_id, spec)
         return predictor
+
+
+#: Set by the local cluster: CPU threads torch may use in this worker process.
+THREADS_ENV = "PLUMENET_TORCH_THREADS"
+
+
+def _apply_thread_budget() -> None:
+    """Give torch the worker's share of the cores.
+
+    Dask's nanny starts workers with OMP_NUM_THREADS=1 (against oversubscription), which
+    would leave a single-worker CPU cluster on one core; the cluster sets this budget.
+    """
+    import os
+
+    import torch
+
+    threads = os.environ.get(THREADS_ENV)
+    if threads and int(threads) != torch.get_num_threads():
+        torch.set_num_threads(int(threads))
 
 
 def _get_scorer(path: str, predictor: Predictor) -> Any:

@@ -188,7 +188,13 @@ def write_demo_config(out: Path, archives: dict[str, Path]) -> Path:
     type=click.Path(file_okay=False),
     help="Folder for the synthetic archive, the store and the reports.",
 )
-@click.option("--days", default=DEMO_DAYS, show_default=True, help="Days of frames per camera.")
+@click.option(
+    "--days",
+    default=DEMO_DAYS,
+    show_default=True,
+    type=click.IntRange(1, 60),
+    help="Days of frames per camera.",
+)
 @click.option("--cluster", default="local", show_default=True, help=CLUSTER_HELP)
 def demo(out: str, days: int, cluster: str) -> None:
     """Synthetic archive -> backfill -> catalogue -> seismic comparison, all offline.
