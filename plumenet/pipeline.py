@@ -299,6 +299,10 @@ class BackfillReport:
             "units_failed": [{"camera": c, "unit": u, "error": e} for c, u, e in self.failed],
             "frames": self.frames,
             "frames_per_s": round(self.frames_per_s, 3),
+            "unit_seconds": {
+                part: round(sum(getattr(u, f"{part}_s") for u in self.summaries), 3)
+                for part in ("fetch", "decode", "infer", "write", "total")
+            },
             "wall_s": round(self.wall_s, 3),
             "unreadable_files": [{"path": p, "reason": r} for p, r in self.unreadable_files()],
         }
