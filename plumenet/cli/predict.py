@@ -95,7 +95,8 @@ def run_predict(
             for name in chunk:
                 try:
                     data = Path(name).read_bytes()
-                    img = decode_rgb(data, source=name, target_size=size)
+                    # full resolution: the overlay is drawn on the frame as the user has it
+                    img = decode_rgb(data, source=name)
                 except UnreadableImageError as err:
                     fail(name, err.reason)
                     advance()
