@@ -74,7 +74,7 @@ def _gpu_annotation(cluster: str | None) -> AbstractContextManager[Any]:
     return nullcontext()
 
 
-def _progress(enabled: bool, total_units: int, total_frames: int) -> Any:
+def _progress(enabled: bool, total_units: int) -> Any:
     if not enabled:
         return None
     from rich.progress import (
@@ -109,7 +109,7 @@ def run_units(plan: BackfillPlan, cluster: str | None = None, progress: bool = F
     report = BackfillReport(plan=plan)
     pairs = plan.units
     started = time.perf_counter()
-    bar = _progress(progress, len(pairs), sum(len(u.frames) for u, _ in pairs))
+    bar = _progress(progress, len(pairs))
     try:
         with make_task_runner(cluster) as runner, _gpu_annotation(cluster):
             futures = [runner.submit(process_unit, {"unit": u, "job": j}) for u, j in pairs]

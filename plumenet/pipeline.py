@@ -45,10 +45,6 @@ class CameraPlan:
     job: UnitJob
     units_in_range: int
 
-    @property
-    def frames_to_process(self) -> int:
-        return sum(len(u.frames) for u in self.units)
-
 
 @dataclass
 class BackfillPlan:

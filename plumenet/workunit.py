@@ -70,9 +70,6 @@ class UnitSummary:
     write_s: float = 0.0
     total_s: float = 0.0
 
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
 
 _PREDICTORS: dict[tuple[Any, ...], Predictor] = {}
 _SCORERS: dict[tuple[Any, ...], Any] = {}

@@ -103,7 +103,24 @@ def test_backfill_matches_ground_truth(clean_run, archive):
     assert len(report["unreadable_files"]) == len(broken)
     ok = ds["status"] == 1
     np.testing.assert_allclose(np.nansum(ds["fraction"][ok], axis=1), 1.0, atol=1e-5)
+    # the run's Prefect artifacts: the per-camera table and the unreadable files
+    summary = _latest_artifact("backfill-summary")
+    assert all(Path(url).name in summary.data for url in broken)
+    table = _latest_artifact("backfill-units").data
+    assert "FLOW" in str(table) and "unreadable" in str(table)
     assert np.all(np.isnan(ds["fraction"][ds["status"] == 0]))
+
+
+def _latest_artifact(key: str):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+        )
+    assert found, f"no artifact {key!r}"
+    return max(found, key=lambda a: a.created)
 
 
 def test_rerun_after_completion_writes_no_chunk(prefect_harness, clean_run):
