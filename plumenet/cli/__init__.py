@@ -41,6 +41,10 @@ def main(verbose: int) -> None:
     if verbose < 2:
         # Dask's per-worker INFO chatter drowns the progress bar; -vv shows it.
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    if verbose < 1:
+        # Prefect's per-task console lines break the progress bar; runs still log to the API
+        # (the UI shows them) and -v brings them back here.
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     handler = logging.StreamHandler()
     handler.setLevel(level)  # libraries that log INFO on their own loggers stay quiet
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
