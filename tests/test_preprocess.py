@@ -105,7 +105,7 @@ def test_broken_exif_is_ignored():
 @pytest.mark.parametrize("cut", [0.2, 0.6, 0.95])
 def test_truncated_jpeg_detected(cut):
     data = _noise_jpeg(300, 200)
-    with pytest.raises(UnreadableImageError) as info:
+    with pytest.raises(UnreadableImageError, match="truncated") as info:
         decode_rgb(data[: int(len(data) * cut)], source="cam/frame.jpg")
     assert info.value.reason == "truncated"
     assert info.value.source == "cam/frame.jpg"

@@ -82,10 +82,10 @@ def test_interrupted_run_resumes_like_uninterrupted(tmp_path):
 
     def stop_after_2(event):
         if event.kind == "epoch" and event.epoch == 2:
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt("stopped after epoch 2")
 
     part = build_model(tiny_config(), seed=0)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="stopped after epoch 2"):
         train(part, tr, va, cfg, out_dir=tmp_path / "part", progress=stop_after_2)
     state = json.loads((tmp_path / "part" / "checkpoint.json").read_text())
     assert state["epoch"] == 2

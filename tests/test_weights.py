@@ -119,7 +119,7 @@ def test_hf_offline_with_empty_cache_gives_one_clear_error(tmp_path, monkeypatch
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(WeightsError) as info:
+    with pytest.raises(WeightsError, match="HF_HUB_OFFLINE is set") as info:
         load_model("hf:SophieGif/VIGIA-PlumeNet")
     msg = str(info.value)
     assert "HF_HUB_OFFLINE is set" in msg
