@@ -127,10 +127,10 @@ def test_truncation_detected_even_if_globally_allowed(monkeypatch):
 
 
 def test_empty_and_non_image_bytes():
-    with pytest.raises(UnreadableImageError) as info:
+    with pytest.raises(UnreadableImageError, match="empty file") as info:
         decode_rgb(b"", source="empty.jpg")
     assert info.value.reason == "empty file"
-    with pytest.raises(UnreadableImageError) as info:
+    with pytest.raises(UnreadableImageError, match="not an image") as info:
         decode_rgb(b"<html>404 not found</html>")
     assert info.value.reason.startswith("not an image")
 
@@ -152,7 +152,7 @@ def test_load_frame_shape_and_content():
     assert frame.shape == (518, 518, 3) and frame.dtype == np.uint8
     np.testing.assert_array_equal(frame[100, 100], [50, 100, 150])
     assert load_frame(_noise_jpeg(1920, 1080), 280).shape == (280, 280, 3)
-    with pytest.raises(UnreadableImageError):
+    with pytest.raises(UnreadableImageError, match="not an image"):
         load_frame(b"not an image", 518)
 
 
