@@ -34,12 +34,16 @@ def catalogue(
     for camera, files in paths.items():
         key = camera.lower().replace(".", "-").replace("_", "-")
         episodes_csv = files.get("episodes_csv")
-        if episodes_csv and Path(episodes_csv).exists():
-            table = pd.read_csv(episodes_csv)
+        table = pd.read_csv(episodes_csv) if episodes_csv else pd.DataFrame()
+        if len(table):
             create_table_artifact(
                 key=f"episodes-{key}",
                 table=table.astype(str).to_dict(orient="records")[:1000],
                 description=f"Emission episodes of {camera} ({len(table)})",
+            )
+        else:
+            create_markdown_artifact(
+                key=f"episodes-{key}", markdown=f"No emission episodes found for {camera}."
             )
         timeline = files.get("timeline_png")
         if timeline:

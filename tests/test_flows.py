@@ -123,6 +123,16 @@ def _latest_artifact(key: str):
     return max(found, key=lambda a: a.created)
 
 
+def test_catalogue_flow_publishes_episodes_and_timeline(prefect_harness, clean_run, tmp_path):
+    from flows.science import catalogue
+
+    config, _ = clean_run
+    paths = catalogue(config=str(config), out=str(tmp_path / "catalogue"))
+    assert Path(paths["FLOW"]["timeline_png"]).stat().st_size > 5_000
+    assert _latest_artifact("timeline-flow").type == "image"
+    assert _latest_artifact("episodes-flow").type in {"table", "markdown"}
+
+
 def test_rerun_after_completion_writes_no_chunk(prefect_harness, clean_run):
     from flows.pipeline import backfill
 
