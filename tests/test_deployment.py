@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 import time
@@ -110,3 +111,33 @@ def test_backfill_deployment_runs_on_a_process_worker(prefect_server, tmp_path):
     runs = _prefect(["flow-run", "ls"], env)
     backfill_rows = [line for line in runs.splitlines() if "backfill" in line]
     assert backfill_rows and all("COMPLETED" in line for line in backfill_rows), runs
+
+
+def test_serve_registers_the_nightly_schedule(prefect_server, tmp_path):
+    """`plumenet serve` keeps a `nightly` deployment with the 02:00 UTC cron, one run at a time."""
+    env = prefect_server
+    (tmp_path / "archive").mkdir()
+    config = write_config(
+        tmp_path, archive=tmp_path / "archive", model="demo", cadence="1h", start="2024-05-01"
+    )
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "plumenet.cli", "serve", "--config", str(config)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            listed = _prefect(["deployment", "ls"], env)
+            if "nightly/nightly" in listed:
+                break
+            assert serve.poll() is None, "plumenet serve exited"
+            time.sleep(1)
+        shown = _prefect(["deployment", "inspect", "nightly/nightly"], env)
+    finally:
+        serve.terminate()
+        serve.wait(timeout=30)
+    assert "0 2 * * *" in shown
+    # one run at a time: the deployment's global concurrency limit is 1
+    limit = re.search(r"'global_concurrency_limit': \{[^}]*?'limit': (\d+)", shown, re.S)
+    assert limit and limit.group(1) == "1", shown
+    assert str(config.resolve()) in shown

@@ -142,6 +142,7 @@ def serve(config: str, cron: str, lookback: str, cluster: str) -> None:
             "lookback": lookback,
             "cluster": cluster,
         },
+        global_limit=1,  # the deployment's concurrency limit: one nightly run at a time
         limit=1,
     )
 
