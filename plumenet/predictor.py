@@ -31,6 +31,7 @@ from PIL import Image
 from plumenet.classes import MODEL_CLASSES
 from plumenet.preprocess import resize_frame, to_rgb
 from plumenet.weights import LoadedModel
+from storage import schema
 
 __all__ = [
     "FILL_VALUE",
@@ -42,31 +43,21 @@ __all__ = [
     "quantize_probability",
 ]
 
-#: Probabilities are stored as ``round(p * 254)``; 255 marks "no value".
-PROBABILITY_SCALE: int = 254
-FILL_VALUE: int = 255
+#: The store's encoding (storage.schema): probabilities as ``round(p * 254)``, 255 = no value.
+PROBABILITY_SCALE: int = schema.PROBABILITY_SCALE
+FILL_VALUE: int = schema.PROBABILITY_FILL
 #: A frame whose luminance standard deviation (0-1 scale) is below this is unusable.
 USABLE_MIN_STD: float = 0.01
 
 _LUMA = (0.299, 0.587, 0.114)
 
+dequantize_probability = schema.dequantize_probability
+
 
 def quantize_probability(p: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Probabilities in 0-1 -> uint8 ``round(p * 254)``; NaN -> 255 (fill)."""
-    arr = p.detach().float().cpu().numpy() if isinstance(p, torch.Tensor) else np.asarray(p)
-    arr = arr.astype(np.float32, copy=False)
-    nan = np.isnan(arr)
-    q = np.rint(np.clip(np.where(nan, 0.0, arr), 0.0, 1.0) * PROBABILITY_SCALE).astype(np.uint8)
-    q[nan] = FILL_VALUE
-    return q
-
-
-def dequantize_probability(q: np.ndarray) -> np.ndarray:
-    """uint8 from :func:`quantize_probability` -> float32 probabilities; 255 -> NaN."""
-    arr = np.asarray(q)
-    out = arr.astype(np.float32) / np.float32(PROBABILITY_SCALE)
-    out[arr == FILL_VALUE] = np.nan
-    return out
+    """Probabilities in 0-1 (array or tensor) -> the store's uint8; NaN -> 255."""
+    arr = p.detach().float().cpu().numpy() if isinstance(p, torch.Tensor) else p
+    return schema.quantize_probability(arr)
 
 
 @dataclass

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from plumenet.errors import SeismicInputError
+from plumenet.errors import ConfigError, SeismicInputError
+from plumenet.timeutil import to_utc
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +49,13 @@ _FDSN_FIELDS = (
 
 
 def _parse_time(text: str, where: str) -> pd.Timestamp:
-    """One timestamp -> UTC; naive times are taken as UTC."""
-    try:
-        ts = pd.Timestamp(text.strip())
-    except (ValueError, TypeError) as err:
-        raise SeismicInputError(
-            f"{where}: cannot read time {text!r} ({err}); use ISO 8601 UTC"
-        ) from None
-    if ts is pd.NaT:
+    """One timestamp -> UTC (naive = UTC), or an error naming the file, line and field."""
+    if not text.strip():
         raise SeismicInputError(f"{where}: empty time; every row needs an ISO 8601 time")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    try:
+        return to_utc(text.strip())
+    except ConfigError:
+        raise SeismicInputError(f"{where}: cannot read time {text!r}; use ISO 8601 UTC") from None
 
 
 def _parse_float(text: str, where: str, *, allow_empty: bool = True) -> float:

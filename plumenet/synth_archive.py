@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from plumenet import timeutil
 from plumenet.classes import EMISSION_CLASSES, LABEL_CLASSES, LABEL_TO_MODEL_INDEX, MODEL_CLASSES
 from plumenet.errors import ConfigError
 from plumenet.synthetic import SceneSpec, random_scene_spec, render_scene
@@ -94,19 +95,9 @@ class ArchiveTruth:
 # --------------------------------------------------------------------------- times
 
 
-def to_utc(value: str | datetime | pd.Timestamp, what: str = "time") -> pd.Timestamp:
-    """A naive UTC timestamp from a string, datetime or Timestamp (naive input = UTC)."""
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as err:
-        raise ConfigError(
-            f"{what} {value!r} is not a date or time; use e.g. 2024-02-01 or 2024-02-01T12:30"
-        ) from err
-    if ts is pd.NaT:
-        raise ConfigError(f"{what} {value!r} is not a date or time; use e.g. 2024-02-01")
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts
+def to_utc(value: str | datetime | pd.Timestamp) -> pd.Timestamp:
+    """A naive UTC timestamp (the truth tables' convention); naive input is taken as UTC."""
+    return timeutil.to_utc(value).tz_localize(None)
 
 
 def _cadence(cadence: str | pd.Timedelta) -> pd.Timedelta:
@@ -122,7 +113,7 @@ def _cadence(cadence: str | pd.Timedelta) -> pd.Timedelta:
 def _window(
     start: str | datetime | pd.Timestamp, end: str | datetime | pd.Timestamp
 ) -> tuple[pd.Timestamp, pd.Timestamp]:
-    t0, t1 = to_utc(start, "start"), to_utc(end, "end")
+    t0, t1 = to_utc(start), to_utc(end)
     if t1 <= t0:
         raise ConfigError(f"end {t1} is not after start {t0}; give an end later than the start")
     return t0, t1

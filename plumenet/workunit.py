@@ -225,7 +225,7 @@ def _predict_tiled(
 
     from plumenet.predictor import _LUMA, USABLE_MIN_STD
     from plumenet.tiling import predict_tiled
-    from storage.store import quantize_probability
+    from storage.schema import quantize_probability
 
     prob, fraction = predict_tiled(
         predictor, frame, tile=job.tile, stride=job.tile_stride or job.tile

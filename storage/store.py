@@ -237,13 +237,6 @@ def plan_units(
     return plan
 
 
-def quantize_probability(prob: np.ndarray) -> np.ndarray:
-    """Probabilities in [0, 1] (NaN: none) -> stored uint8 (``round(p * 254)``, 255 = none)."""
-    p = np.asarray(prob, dtype=np.float32)
-    q = np.rint(np.clip(p, 0.0, 1.0) * schema.PROBABILITY_SCALE)
-    return np.where(np.isnan(p), schema.PROBABILITY_FILL, q).astype(np.uint8)
-
-
 def unit_arrays(n: int, grid_shape: tuple[int, int]) -> dict[str, np.ndarray]:
     """Arrays of one unit (``n`` slots) filled with "no frame"; a worker fills its rows."""
     gy, gx = grid_shape
@@ -590,7 +583,7 @@ def _encode(name: str, value: Any, n: int, shape: tuple[int, ...], grid: CameraG
     want = (n, *shape[1:])
     if name == "probability":
         arr = np.asarray(value)
-        arr = quantize_probability(arr) if arr.dtype.kind == "f" else arr.astype(np.uint8)
+        arr = schema.quantize_probability(arr) if arr.dtype.kind == "f" else arr.astype(np.uint8)
     elif name == "frame_time":
         ts = pd.DatetimeIndex(pd.to_datetime(np.asarray(value).ravel(), utc=True)).as_unit("ns")
         ms = (ts.asi8 - grid.grid_start.value) // _NS_PER_MS

@@ -9,13 +9,14 @@ anything that takes fsspec ``storage_options``.
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.flow_helpers import free_port
 
 #: Fake credentials for moto: tests assert they never leak into stores, logs or output.
 S3_KEY = "AKIAPLUMENETTESTKEY01"
@@ -34,12 +35,6 @@ def store_path(tmp_path: Path) -> Path:
     return tmp_path / "plumenet.zarr"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """Endpoint URL of a moto S3 server on 127.0.0.1 (one per test session)."""
@@ -49,7 +44,7 @@ def moto_server() -> Iterator[str]:
     saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
     os.environ["AWS_ACCESS_KEY_ID"] = S3_KEY
     os.environ["AWS_SECRET_ACCESS_KEY"] = S3_SECRET
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:

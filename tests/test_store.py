@@ -52,7 +52,7 @@ def fill_unit(grid: st.CameraGrid, unit: st.WorkUnit, model: int, rng) -> dict[s
         i = slot - unit.slot0
         p = rng.random((6, *GRID)).astype(np.float32)
         p /= p.sum(axis=0)
-        arrays["probability"][i] = st.quantize_probability(p)
+        arrays["probability"][i] = schema.quantize_probability(p)
         arrays["fraction"][i] = rng.random(6).astype(np.float32)
         arrays["frame_time"][i] = frame_time.tz_convert(None).to_datetime64()
         arrays["source"][i] = path

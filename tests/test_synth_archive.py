@@ -297,7 +297,7 @@ def test_cli_writes_an_archive(tmp_path: Path):
     [
         (["--size", "big"], "error: --size 'big' is not WIDTHxHEIGHT"),
         (["--storage-option", "novalue"], "error: --storage-option 'novalue' is not KEY=VALUE"),
-        (["--end", "yesterday"], "error: --end 'yesterday' is not a date"),
+        (["--end", "yesterday"], "error: cannot read 'yesterday' as a time"),
     ],
 )
 def test_cli_bad_arguments_exit_2(tmp_path: Path, args: list[str], message: str):

@@ -8,7 +8,6 @@ import click
 
 from plumenet.errors import ConfigError
 
-_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _SIZE = re.compile(r"^(\d+)[xX](\d+)$")
 
 
@@ -36,21 +35,6 @@ def parse_storage_options(pairs: tuple[str, ...]) -> dict[str, object]:
         lowered = value.strip().lower()
         options[key.strip()] = {"true": True, "false": False}.get(lowered, value)
     return options
-
-
-def parse_window(start: str, end: str) -> tuple[object, object]:
-    """UTC start and exclusive end; a date-only ``end`` includes that whole day."""
-    import pandas as pd
-
-    from plumenet.synth_archive import to_utc
-
-    t0 = to_utc(start, "--start")
-    t1 = to_utc(end, "--end")
-    if _DATE_ONLY.match(end.strip()):
-        t1 = t1 + pd.Timedelta("1D")
-    if t1 <= t0:
-        raise ConfigError(f"--end {end} is not after --start {start}; give a later --end")
-    return t0, t1
 
 
 @click.command("synth")
@@ -101,7 +85,9 @@ def synth(
 
     size = parse_size(size_text)
     options = parse_storage_options(storage_option)
-    t0, t1 = parse_window(start, end)
+    from plumenet.timeutil import parse_range
+
+    t0, t1 = parse_range(start, end)
     if broken < 0:
         raise ConfigError(f"--broken {broken} must be 0 or more")
     camera_id = camera or ("WIZ.01" if layout == "geonet" else "SYN")
