@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +17,7 @@ from plumenet.workunit import UnitJob, UnitSummary
 
 if TYPE_CHECKING:
     from plumenet.config import Config
-    from storage.store import CameraGrid, WorkUnit
+    from storage.store import WorkUnit
 
 logger = logging.getLogger(__name__)
 
@@ -134,20 +133,6 @@ def check_cluster(cluster: str | None) -> str:
     )
 
 
-def units_in_range(grid: CameraGrid, start: pd.Timestamp, end: pd.Timestamp) -> list[int]:
-    """Units holding the grid slots whose times lie in [start, end).
-
-    A day-aligned range is exactly its days' units; a frame a few minutes before midnight
-    whose nearest slot is the next day's first belongs to the next day's unit.
-    """
-    cadence = grid.cadence
-    first = max(0, math.ceil((start - grid.grid_start) / cadence))
-    last = math.ceil((end - grid.grid_start) / cadence) - 1
-    if last < first:
-        return []
-    return list(range(first // grid.chunk_len, last // grid.chunk_len + 1))
-
-
 def plan_backfill(
     config: Config,
     start: pd.Timestamp,
@@ -184,7 +169,7 @@ def plan_backfill(
             backbone=model.backbone,
             storage_options=config.storage_options,
         )
-        unit_ids = units_in_range(grid, start, end)
+        unit_ids = grid.units_for(start, end)
         # a unit is rewritten whole: list every frame that lands in its slots
         t0, t1 = grid.listing_window(unit_ids) if unit_ids else (start, start)
         manifest = list_frames(camera, t0, t1, storage_options=config.storage_options)

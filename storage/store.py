@@ -91,13 +91,18 @@ class CameraGrid:
         return unit * self.chunk_len, (unit + 1) * self.chunk_len
 
     def units_for(self, start: TimeLike, end: TimeLike) -> list[int]:
-        """Units whose slots a frame timestamped in ``[start, end)`` can land in."""
+        """Units holding the slots whose times lie in ``[start, end)``.
+
+        A day-aligned range is exactly its days' units; a frame a few minutes before
+        midnight whose nearest slot is the next day's first belongs to the next day's unit
+        (list the archive over :meth:`listing_window` to find every frame of a unit).
+        """
         t0, t1 = to_utc(start), to_utc(end)
-        if t1 <= t0:
+        first = max(0, math.ceil((t0 - self.grid_start) / self.cadence))
+        last = math.ceil((t1 - self.grid_start) / self.cadence) - 1
+        if last < first:
             return []
-        first = int(self.slot_of(t0)[0])
-        last = int(self.slot_of(t1 - pd.Timedelta(1, "ns"))[0])
-        return list(range(max(first, 0) // self.chunk_len, max(last, 0) // self.chunk_len + 1))
+        return list(range(first // self.chunk_len, last // self.chunk_len + 1))
 
     def listing_window(self, units: Sequence[int]) -> tuple[pd.Timestamp, pd.Timestamp]:
         """Frame times ``[t0, t1)`` that land in ``units`` (list the archive over this).

@@ -97,8 +97,10 @@ def test_grid_arithmetic(cam):
     assert g.slot_time(25) == pd.Timestamp("2024-01-02T01:00", tz="UTC")
     assert g.unit_of_slot(25) == 1
     assert g.unit_range(1) == (24, 48)
-    assert g.units_for("2024-01-01", "2024-01-02") == [0, 1]  # 23:30..23:59 -> slot 24
-    assert g.units_for("2024-01-01", "2024-01-01T23:00") == [0]
+    assert g.units_for("2024-01-01", "2024-01-02") == [0]  # the day's slots only
+    assert g.units_for("2024-01-01", "2024-01-02T00:01") == [0, 1]
+    assert g.units_for("2024-01-01T00:30", "2024-01-01T23:00") == [0]
+    assert g.units_for("2024-01-01T10:00", "2024-01-01T10:00") == []
     assert g.listing_window([1]) == (
         pd.Timestamp("2024-01-01T23:30", tz="UTC"),
         pd.Timestamp("2024-01-02T23:30", tz="UTC"),
