@@ -23,15 +23,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from plumenet.classes import MODEL_CLASSES
 from plumenet.preprocess import resize_frame, to_rgb
 from plumenet.weights import LoadedModel
 from storage import schema
+
+if TYPE_CHECKING:
+    from plumenet.anomaly import AnomalyScorer
 
 __all__ = [
     "FILL_VALUE",
@@ -69,6 +74,7 @@ class FramePredictions:
     brightness: np.ndarray  # float32 (N,)
     usable: np.ndarray  # bool (N,)
     class_map: np.ndarray | None = None  # uint8 (N, S, S) argmax, when asked for
+    anomaly: np.ndarray | None = None  # float32 (N,) PaDiM scores, when a scorer is given
 
     def __len__(self) -> int:
         return int(self.fraction.shape[0])
@@ -84,12 +90,14 @@ class FramePredictions:
     @classmethod
     def concatenate(cls, parts: Sequence[FramePredictions]) -> FramePredictions:
         maps = [p.class_map for p in parts]
+        scores = [p.anomaly for p in parts]
         return cls(
             probability=np.concatenate([p.probability for p in parts]),
             fraction=np.concatenate([p.fraction for p in parts]),
             brightness=np.concatenate([p.brightness for p in parts]),
             usable=np.concatenate([p.usable for p in parts]),
             class_map=None if any(m is None for m in maps) else np.concatenate(maps),
+            anomaly=None if any(a is None for a in scores) else np.concatenate(scores),
         )
 
 
@@ -212,13 +220,25 @@ class Predictor:
             enabled=self.amp_dtype is not None,
         )
 
-    def _forward(self, x_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _forward(
+        self, x_u8: torch.Tensor, scorer: AnomalyScorer | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray | None]:
+        """Grid and upsampled logits; with a ``scorer``, its anomaly scores from the same
+        backbone pass (the scorer's layers and the head's input from one ``forward_layers``)."""
         x = self.model.normalize(x_u8)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        if scorer is None:
+            with self._autocast():
+                grid, full = self._outputs_fn(x)
+            return grid.float(), full, None
+        backbone = self.model.backbone
         with self._autocast():
-            grid, full = self._outputs_fn(x)
-        return grid.float(), full
+            grids = backbone.forward_layers(x, [*scorer.layers, backbone.num_layers])
+            grid = self.model.head(grids[-1]).float()
+        full = F.interpolate(grid, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        scores = scorer.score_features([g.float() for g in grids[:-1]])
+        return grid, full, scores
 
     def _forward_grid(self, x_u8: torch.Tensor) -> torch.Tensor:
         x = self.model.normalize(x_u8)
@@ -241,13 +261,23 @@ class Predictor:
         return torch.cat(out)
 
     @torch.inference_mode()
-    def predict(self, frames: np.ndarray, *, return_class_map: bool = False) -> FramePredictions:
-        """``(N, S, S, 3)`` uint8 frames -> :class:`FramePredictions`."""
+    def predict(
+        self,
+        frames: np.ndarray,
+        *,
+        return_class_map: bool = False,
+        scorer: AnomalyScorer | None = None,
+    ) -> FramePredictions:
+        """``(N, S, S, 3)`` uint8 frames -> :class:`FramePredictions`.
+
+        With an anomaly ``scorer`` (plumenet.anomaly), ``anomaly`` holds its per-frame scores,
+        computed from the same backbone pass as the segmentation.
+        """
         arr = self._check(frames)
         c, g = self.num_classes, self.grid_size
         parts = []
         for batch in self._batches(arr):
-            parts.append(self._predict_batch(batch, return_class_map))
+            parts.append(self._predict_batch(batch, return_class_map, scorer))
         if not parts:
             return FramePredictions(
                 probability=np.zeros((0, c, g, g), np.uint8),
@@ -260,11 +290,13 @@ class Predictor:
             )
         return FramePredictions.concatenate(parts)
 
-    def _predict_batch(self, batch: np.ndarray, return_class_map: bool) -> FramePredictions:
+    def _predict_batch(
+        self, batch: np.ndarray, return_class_map: bool, scorer: AnomalyScorer | None = None
+    ) -> FramePredictions:
         x_u8 = self._to_device(batch)
         n = x_u8.shape[0]
         c = self.num_classes
-        grid, full = self._forward(x_u8)
+        grid, full, scores = self._forward(x_u8, scorer)
         prob = torch.softmax(grid, dim=1)
         q = torch.round(prob * PROBABILITY_SCALE).clamp_(0, PROBABILITY_SCALE).to(torch.uint8)
         labels = full.argmax(dim=1)  # N x S x S
@@ -285,6 +317,7 @@ class Predictor:
             brightness=brightness.cpu().numpy().astype(np.float32),
             usable=usable.cpu().numpy().astype(bool),
             class_map=labels.to(torch.uint8).cpu().numpy() if return_class_map else None,
+            anomaly=scores,
         )
 
     def predict_images(

@@ -285,13 +285,13 @@ def run_unit(unit: WorkUnit, job: UnitJob) -> UnitSummary:
                 arrays["status"][j] = STATUS_OK if tiled_result[3] else STATUS_UNUSABLE
         else:
             stack = np.stack([b.frame for b in batch])
-            pred = predictor.predict(stack)
+            pred = predictor.predict(stack, scorer=scorer)
             arrays["fraction"][idx] = pred.fraction
             arrays["probability"][idx] = pred.probability
             arrays["brightness"][idx] = pred.brightness
             arrays["status"][idx] = np.where(pred.usable, STATUS_OK, STATUS_UNUSABLE)
-            if scorer is not None:
-                arrays["anomaly"][idx] = scorer.score_frames(stack)
+            if pred.anomaly is not None:
+                arrays["anomaly"][idx] = pred.anomaly
         summary.infer_s += time.perf_counter() - t0
         batch.clear()
 

@@ -162,3 +162,21 @@ def test_quantization_round_trip():
     assert with_nan[0] == FILL_VALUE
     restored = dequantize_probability(with_nan)
     assert np.isnan(restored[0]) and restored[1] == pytest.approx(64 / 254)
+
+
+def test_anomaly_scores_come_from_the_same_pass_and_match_the_scorer(tiny):
+    """With a scorer, segmentation is unchanged and scores equal the scorer's own pass."""
+    from plumenet.anomaly import AnomalyScorer, fit_padim
+
+    rng = np.random.default_rng(3)
+    s = tiny.model.config.input_size
+    baseline = rng.integers(0, 255, (2, 3, s, s, 3), dtype=np.uint8)
+    scorer = AnomalyScorer(fit_padim(tiny, iter(baseline), layers=[1], n_channels=8), tiny)
+    predictor = Predictor(tiny, device="cpu", batch_size=2)
+    frames = rng.integers(0, 255, (3, s, s, 3), dtype=np.uint8)
+    plain = predictor.predict(frames)
+    both = predictor.predict(frames, scorer=scorer)
+    assert plain.anomaly is None and both.anomaly.shape == (3,)
+    np.testing.assert_array_equal(both.fraction, plain.fraction)
+    assert np.abs(both.probability.astype(int) - plain.probability.astype(int)).max() <= 1
+    np.testing.assert_allclose(both.anomaly, scorer.score_frames(frames), rtol=1e-4)
