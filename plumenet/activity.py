@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -548,26 +548,9 @@ def catalogue(
     """
     ep = episode_params or EpisodeParams()
     op = observability_params or ObservabilityParams()
-    reasons = observability_reasons(
-        ds,
-        dark_threshold=op.dark_threshold,
-        land_drop=op.land_drop,
-        baseline=op.baseline,
-        baseline_quantile=op.baseline_quantile,
-        emission_present=op.emission_present,
-        min_baseline=op.min_baseline,
-    )
+    reasons = observability_reasons(ds, **asdict(op))
     observable = reasons == OBSERVABLE
-    episodes = find_episodes(
-        ds,
-        on=ep.on,
-        off=ep.off,
-        min_duration=ep.min_duration,
-        max_gap=ep.max_gap,
-        max_blind=ep.max_blind,
-        observable=observable.values,
-        camera=camera,
-    )
+    episodes = find_episodes(ds, **asdict(ep), observable=observable.values, camera=camera)
     out: dict[str, object] = {"reasons": reasons, "observable": observable, "episodes": episodes}
     for freq in freqs:
         out[f"activity_{freq.lower()}"] = bin_activity(
