@@ -120,6 +120,7 @@ def _smooth_probabilities(rng: np.random.Generator, n: int, grid: int) -> np.nda
 
 
 def bench_store(tmp: Path, days: int, grid: int = 37) -> dict:
+    from storage import schema
     from storage import store as st
 
     url = str(tmp / "bench.zarr")
@@ -138,7 +139,7 @@ def bench_store(tmp: Path, days: int, grid: int = 37) -> dict:
         s0, s1 = g.unit_range(u)
         arrays = st.unit_arrays(n, (grid, grid))
         p = _smooth_probabilities(rng, n, grid)
-        arrays["probability"] = st.quantize_probability(p)
+        arrays["probability"] = schema.quantize_probability(p)
         arrays["fraction"] = p.mean(axis=(2, 3)).astype(np.float32)
         arrays["frame_time"] = np.array(g.slot_times(s0, s1).tz_convert(None)) + np.timedelta64(
             7, "s"
