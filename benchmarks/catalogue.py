@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from plumenet import activity, compare
 from plumenet.classes import EMISSION_CLASSES, MODEL_CLASSES
+from plumenet.science import activity, compare
 
 
 def build(years: float, seed: int = 0) -> xr.Dataset:

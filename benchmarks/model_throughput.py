@@ -4,7 +4,7 @@
   < 250k parameters) with random weights, so no download is needed; throughput does
   not depend on the weight values. Two paths are timed:
   ``model`` = normalised float batch already on the device -> grid logits;
-  ``predictor`` = :class:`plumenet.predictor.Predictor` end to end (uint8 host frames ->
+  ``predictor`` = :class:`plumenet.inference.predictor.Predictor` end to end (uint8 host frames ->
   device -> normalise -> forward -> softmax/quantize + full-resolution argmax fractions
   -> numpy), the path the pipeline uses.
   On CPU: fp32. On CUDA also bf16 autocast and ``torch.compile``.
@@ -36,10 +36,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from plumenet.model import build_model, count_parameters
-from plumenet.predictor import Predictor
-from plumenet.preprocess import decode_rgb, load_frame, resize_frame
-from plumenet.weights import LoadedModel, weights_digest
+from plumenet.inference.decode import decode_rgb, load_frame, resize_frame
+from plumenet.inference.predictor import Predictor
+from plumenet.model.network import build_model, count_parameters
+from plumenet.model.weights import LoadedModel, weights_digest
 
 SIZE = 518
 

@@ -33,8 +33,8 @@ import yaml
 
 
 def _save_random_model(name: str, root: Path) -> str:
-    from plumenet.model import build_model
-    from plumenet.weights import save_model
+    from plumenet.model.network import build_model
+    from plumenet.model.weights import save_model
 
     out = root / f"model-{name}"
     save_model(build_model(name, seed=0), out, model_id=f"{name}-random")
@@ -65,8 +65,8 @@ def _write_config(root: Path, archive: Path, model: str, cadence: str, start: st
 
 
 def model_alone(model: str, device: str | None, n: int, batch_size: int) -> float:
-    from plumenet.predictor import Predictor
-    from plumenet.weights import load_model
+    from plumenet.inference.predictor import Predictor
+    from plumenet.model.weights import load_model
 
     predictor = Predictor(load_model(model, device=device), device=device, batch_size=batch_size)
     s = predictor.input_size
@@ -99,7 +99,7 @@ def end_to_end(config: Path, start: str, end: str, device: str | None, batch_siz
 def plan_year() -> dict:
     """List + plan one camera-year at 10-min cadence (empty files are enough to list)."""
     from plumenet.config import load_config
-    from plumenet.pipeline import ModelIdentity, plan_backfill
+    from plumenet.jobs.backfill import ModelIdentity, plan_backfill
     from plumenet.timeutil import parse_end, parse_start
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -138,7 +138,7 @@ def main() -> None:
     }
     results["plan_year"] = plan_year()
     if not args.plan_only:
-        from plumenet.synth_archive import write_archive
+        from plumenet.jobs.synth_archive import write_archive
 
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)

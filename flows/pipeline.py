@@ -1,7 +1,7 @@
 """Backfill and nightly flows: list -> cover -> plan -> one task per unit on Dask -> consolidate.
 
-Thin by design: the steps are plain functions in ``plumenet.pipeline`` and
-``plumenet.workunit``; this module only wires them into Prefect and Dask.
+Thin by design: the steps are plain functions in ``plumenet.jobs.backfill`` and
+``plumenet.jobs.workunit``; this module only wires them into Prefect and Dask.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.tasks import exponential_backoff
 
-from plumenet.pipeline import BackfillPlan, BackfillReport, check_cluster, plan_backfill
-from plumenet.workunit import THREADS_ENV, UnitJob, UnitSummary, run_unit
+from plumenet.jobs.backfill import BackfillPlan, BackfillReport, check_cluster, plan_backfill
+from plumenet.jobs.workunit import THREADS_ENV, UnitJob, UnitSummary, run_unit
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ def nightly(
     """Backfill the last ``lookback`` up to now: late uploads are picked up, done slots skipped."""
     import pandas as pd
 
-    from plumenet.pipeline import lookback_range
+    from plumenet.jobs.backfill import lookback_range
 
     start, now = lookback_range(lookback, pd.Timestamp.now(tz="UTC"))
     return backfill(

@@ -28,7 +28,7 @@ def catalogue(
     """
     import pandas as pd
 
-    from plumenet.activity import run_catalogue
+    from plumenet.science.activity import run_catalogue
 
     paths = run_catalogue(config, cameras=cameras, out=out or "catalogue", **(params or {}))
     for camera, files in paths.items():
@@ -66,7 +66,7 @@ def compare(
     """
     import json
 
-    from plumenet.compare import run_compare
+    from plumenet.science.compare import run_compare
 
     paths = run_compare(
         config, camera, rsam=rsam, events=events, out=out or "comparison", freq=freq

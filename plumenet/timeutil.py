@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 
+import numpy as np
 import pandas as pd
 
 from plumenet.errors import ConfigError
@@ -61,3 +62,27 @@ def parse_range(start: TimeLike, end: TimeLike) -> tuple[pd.Timestamp, pd.Timest
             "give an --end later than --start (a date-only --end includes that day)"
         )
     return t0, t1
+
+
+def naive_utc_index(values: object) -> pd.DatetimeIndex:
+    """Any datetime-like values (naive = UTC, or tz-aware) as a naive UTC index in ns.
+
+    The one conversion used before times meet numpy, Zarr or matplotlib, which all want
+    naive UTC; tz-aware inputs are converted, naive inputs are taken as UTC already.
+    """
+    if not isinstance(values, pd.Index | pd.Series):
+        values = np.asarray(values)
+    idx = pd.DatetimeIndex(values)
+    if idx.tz is not None:
+        idx = idx.tz_convert("UTC").tz_localize(None)
+    return idx.as_unit("ns")
+
+
+def naive_utc(value: TimeLike | np.datetime64) -> pd.Timestamp:
+    """One time as a naive UTC timestamp in ns (naive input is taken as UTC)."""
+    return to_utc(value).tz_localize(None)
+
+
+def utc_ns(values: object) -> np.ndarray:
+    """Any datetime-like values as int64 nanoseconds since the epoch (UTC)."""
+    return naive_utc_index(values).asi8

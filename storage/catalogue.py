@@ -112,7 +112,8 @@ def write_activity_store(
 ) -> str:
     """Replace ``<camera>/activity`` (episodes) and its children ``activity_<label>``.
 
-    ``activities`` maps labels (``"1h"``, ``"1d"``) to :func:`plumenet.activity.bin_activity`
+    ``activities`` maps labels (``"1h"``, ``"1d"``) to
+    :func:`plumenet.science.activity.bin_activity`
     results. Returns the group path written.
     """
     from storage import store

@@ -17,30 +17,18 @@ from plumenet.classes import MODEL_CLASSES
 SCHEMA_VERSION = 1
 CONVENTIONS = "CF-1.10"
 
-#: ``status`` values.
-STATUS_NONE, STATUS_OK, STATUS_UNREADABLE, STATUS_UNUSABLE = 0, 1, 2, 3
-STATUS_MEANINGS = "none ok unreadable unusable"
-#: ``model`` value of a slot no model has written.
-MODEL_NONE = 255
-#: ``probability`` is stored as round(p * 254); 255 is "no frame".
-PROBABILITY_SCALE = 254
-PROBABILITY_FILL = 255
-
-
-def quantize_probability(prob: np.ndarray) -> np.ndarray:
-    """Probabilities in [0, 1] (NaN: none) -> stored uint8 (``round(p * 254)``, 255 = none)."""
-    p = np.asarray(prob, dtype=np.float32)
-    q = np.rint(np.clip(np.nan_to_num(p, nan=0.0), 0.0, 1.0) * PROBABILITY_SCALE)
-    return np.where(np.isnan(p), PROBABILITY_FILL, q).astype(np.uint8)
-
-
-def dequantize_probability(q: np.ndarray) -> np.ndarray:
-    """Stored uint8 -> float32 probabilities; 255 -> NaN."""
-    arr = np.asarray(q)
-    out = arr.astype(np.float32) / np.float32(PROBABILITY_SCALE)
-    out[arr == PROBABILITY_FILL] = np.nan
-    return out
-
+from plumenet.encoding import (  # noqa: E402, F401  the codes this template describes
+    MODEL_NONE,
+    PROBABILITY_FILL,
+    PROBABILITY_SCALE,
+    STATUS_MEANINGS,
+    STATUS_NONE,
+    STATUS_OK,
+    STATUS_UNREADABLE,
+    STATUS_UNUSABLE,
+    dequantize_probability,
+    quantize_probability,
+)
 
 #: ``frame_time`` int64 fill (decodes to NaT).
 FRAME_TIME_FILL = int(np.iinfo(np.int64).min)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.flow_helpers import free_port
+from tests.helpers.flows import free_port
 
 #: Fake credentials for moto: tests assert they never leak into stores, logs or output.
 S3_KEY = "AKIAPLUMENETTESTKEY01"
@@ -89,4 +89,4 @@ def s3_bucket(make_bucket: Callable[[str | None], str]) -> str:
 
 
 # Prefect: one real temporary server per session, for the flow tests.
-from tests.prefect_fixtures import prefect_harness  # noqa: E402, F401
+from tests.helpers.prefect import prefect_harness  # noqa: E402, F401

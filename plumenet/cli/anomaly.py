@@ -74,7 +74,7 @@ def _read_batches(
     import numpy as np
 
     from plumenet.errors import UnreadableImageError
-    from plumenet.preprocess import load_frame
+    from plumenet.inference.decode import load_frame
 
     paths = df["path"].astype(str).tolist()
     fs, _ = fsspec.core.url_to_fs(paths[0], **storage_options)
@@ -156,9 +156,9 @@ def fit_command(
     device: str | None,
 ) -> None:
     """Fit a camera's anomaly model on a baseline period of normal (quiet) frames."""
-    from plumenet.anomaly import fit_padim, save_padim
+    from plumenet.anomaly.padim import fit_padim, save_padim
     from plumenet.errors import ConfigError
-    from plumenet.weights import load_model
+    from plumenet.model.weights import load_model
 
     cfg, cam = _camera(config, camera)
     target = out or cam.anomaly_model
@@ -195,8 +195,8 @@ def fit_command(
 
 
 def _scorer(model_dir: str, weights: str | None, device: str | None) -> Any:
-    from plumenet.anomaly import AnomalyScorer, load_padim
-    from plumenet.weights import load_model
+    from plumenet.anomaly.padim import AnomalyScorer, load_padim
+    from plumenet.model.weights import load_model
 
     padim = load_padim(model_dir)
     spec = weights or padim.backbone_info.get("source") or ""
@@ -307,7 +307,7 @@ def evaluate_command(
     """Score the frames of a period and report the AUROC against a ground truth."""
     import numpy as np
 
-    from plumenet.anomaly import auroc, labels_from_truth
+    from plumenet.anomaly.padim import auroc, labels_from_truth
     from plumenet.errors import ConfigError
 
     cfg, cam = _camera(config, camera)

@@ -32,7 +32,7 @@ def _parse_threshold(
     if not per_class:
         return base
     if base is not None:
-        from plumenet.activity import ACTIVITY_CLASSES
+        from plumenet.science.activity import ACTIVITY_CLASSES
 
         per_class = {c: per_class.get(c, base) for c in ACTIVITY_CLASSES} | per_class
     return per_class
@@ -96,8 +96,8 @@ def catalogue_cmd(
     """Emission episodes and hourly/daily activity per camera, from the store."""
     from rich.console import Console
 
-    from plumenet.activity import run_catalogue
     from plumenet.errors import ConfigError
+    from plumenet.science.activity import run_catalogue
 
     params = _params(
         on=on, off=off, min_duration=min_duration, max_gap=max_gap, dark_threshold=dark_threshold
@@ -184,8 +184,8 @@ def compare_cmd(
 
     from rich.console import Console
 
-    from plumenet.compare import run_compare
     from plumenet.errors import ConfigError
+    from plumenet.science.compare import run_compare
 
     params = _params(
         on=on, off=off, min_duration=min_duration, max_gap=max_gap, dark_threshold=dark_threshold

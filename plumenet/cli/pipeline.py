@@ -68,7 +68,7 @@ def backfill(
     from flows.pipeline import backfill as backfill_flow
     from flows.runtime import prefect_api
     from plumenet.config import load_config
-    from plumenet.pipeline import check_cluster, check_request, identify_model
+    from plumenet.jobs.backfill import check_cluster, check_request, identify_model
     from plumenet.timeutil import parse_end, parse_start
 
     # what the user can fix fails here, in one line, before any server or cluster starts
@@ -106,7 +106,7 @@ def nightly(config: str, lookback: str, cluster: str) -> None:
     from flows.pipeline import nightly as nightly_flow
     from flows.runtime import prefect_api
     from plumenet.config import load_config
-    from plumenet.pipeline import check_cluster, identify_model, lookback_range
+    from plumenet.jobs.backfill import check_cluster, identify_model, lookback_range
 
     lookback_range(lookback, pd.Timestamp.now(tz="UTC"))
     identify_model(load_config(config).model)
@@ -206,7 +206,7 @@ def demo(out: str, days: int, cluster: str) -> None:
 
     from flows.pipeline import backfill as backfill_flow
     from flows.runtime import prefect_api
-    from plumenet.synth_archive import write_archive
+    from plumenet.jobs.synth_archive import write_archive
 
     root = Path(out).resolve()
     root.mkdir(parents=True, exist_ok=True)

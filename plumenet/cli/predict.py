@@ -70,10 +70,10 @@ def run_predict(
 
     from plumenet.classes import MODEL_CLASSES
     from plumenet.errors import UnreadableImageError
-    from plumenet.overlay import overlay_png
-    from plumenet.predictor import Predictor
-    from plumenet.preprocess import decode_rgb, resize_frame
-    from plumenet.weights import load_model
+    from plumenet.inference.decode import decode_rgb, resize_frame
+    from plumenet.inference.overlay import overlay_png
+    from plumenet.inference.predictor import Predictor
+    from plumenet.model.weights import load_model
 
     loaded = load_model(model, device=device)  # WeightsError -> exit 2 before any output
     predictor = Predictor(loaded, device=device, batch_size=batch_size)

@@ -81,7 +81,7 @@ def synth(
     storage_option: tuple[str, ...],
 ) -> None:
     """Write a synthetic webcam archive and its truth (episodes, fractions, RSAM, events)."""
-    from plumenet.synth_archive import write_archive
+    from plumenet.jobs.synth_archive import write_archive
 
     size = parse_size(size_text)
     options = parse_storage_options(storage_option)

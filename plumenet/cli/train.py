@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from plumenet.model import PlumeNet
-    from plumenet.train import SegmentationDataset
+    from plumenet.model.network import PlumeNet
+    from plumenet.training.loop import SegmentationDataset
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +20,8 @@ _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 
 def _base_model(spec: str, device: str | None) -> tuple[PlumeNet, str]:
     """A model to start from: a weights spec (``demo``, DIR, hf:..., file) or a config name."""
-    from plumenet.model import MODEL_CONFIGS, build_model
-    from plumenet.weights import load_model
+    from plumenet.model.network import MODEL_CONFIGS, build_model
+    from plumenet.model.weights import load_model
 
     if spec != "demo" and spec in MODEL_CONFIGS and not Path(spec).exists():
         cfg = MODEL_CONFIGS[spec]
@@ -38,8 +38,8 @@ def _mask_pairs(directory: Path, mask_classes: str) -> SegmentationDataset:
 
     from plumenet.classes import merge_labels
     from plumenet.errors import ConfigError
-    from plumenet.preprocess import decode_rgb
-    from plumenet.train import ListDataset
+    from plumenet.inference.decode import decode_rgb
+    from plumenet.training.loop import ListDataset
 
     pairs, names = [], []
     for mask_path in sorted(directory.rglob("*_mask.png")):
@@ -80,7 +80,7 @@ def _mask_pairs(directory: Path, mask_classes: str) -> SegmentationDataset:
 
 def _load_dataset(data: Path, mask_classes: str) -> SegmentationDataset:
     from plumenet.errors import ConfigError
-    from plumenet.labelme import LabelMeDataset, index_labelme_dir
+    from plumenet.training.labelme import LabelMeDataset, index_labelme_dir
 
     if not data.is_dir():
         raise ConfigError(f"--data {data} is not a directory of labelled images")
@@ -181,8 +181,14 @@ def train_command(
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from plumenet.errors import ConfigError
-    from plumenet.labelme import LabelMeDataset, index_labelme_dir, split_by_viewpoint
-    from plumenet.train import TrainConfig, TrainEvent, evaluate_model, train, write_evaluation
+    from plumenet.training.labelme import LabelMeDataset, index_labelme_dir, split_by_viewpoint
+    from plumenet.training.loop import (
+        TrainConfig,
+        TrainEvent,
+        evaluate_model,
+        train,
+        write_evaluation,
+    )
 
     samples = index_labelme_dir(data)
     tr, va, te = split_by_viewpoint(samples, seed=seed)
@@ -300,8 +306,8 @@ def evaluate_command(
     spec: str, data: Path, out: Path, mask_classes: str, device: str | None
 ) -> None:
     """Per-class precision, recall, F1, IoU and the confusion matrix (the paper's Table 1)."""
-    from plumenet.train import evaluate_model, write_evaluation
-    from plumenet.weights import load_model
+    from plumenet.model.weights import load_model
+    from plumenet.training.loop import evaluate_model, write_evaluation
 
     dataset = _load_dataset(data, mask_classes)
     loaded = load_model(spec, device=device)

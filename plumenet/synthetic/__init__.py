@@ -1,0 +1,4 @@
+"""Synthetic data with exact labels: scenes, and the timelines behind synthetic archives.
+
+May import: numpy, pandas and the leaf modules. Writing an archive is a job (plumenet.jobs).
+"""
