@@ -120,26 +120,28 @@ def _smooth_probabilities(rng: np.random.Generator, n: int, grid: int) -> np.nda
 
 
 def bench_store(tmp: Path, days: int, grid: int = 37) -> dict:
-    from storage import schema
-    from storage import store as st
+    from plumenet.encoding import quantize_probability
+    from storage.reads import open_camera
+    from storage.regions import unit_arrays, write_unit
+    from storage.zarr_store import consolidate, ensure_camera, register_model
 
     url = str(tmp / "bench.zarr")
     cam = _camera("s3://unused/archive")
     start = np.datetime64("2023-01-01")
     end = start + np.timedelta64(days, "D")
     t = time.perf_counter()
-    g = st.ensure_camera(url, cam, str(start), str(end), grid_shape=(grid, grid))
+    g = ensure_camera(url, cam, str(start), str(end), grid_shape=(grid, grid))
     create_s = time.perf_counter() - t
-    model = st.register_model(url, cam.id, model_id="demo", digest="0" * 16, backbone="bench")
+    model = register_model(url, cam.id, model_id="demo", digest="0" * 16, backbone="bench")
     rng = np.random.default_rng(0)
     n = g.chunk_len
     write_times = []
     frames = 0
     for u in range(days):
         s0, s1 = g.unit_range(u)
-        arrays = st.unit_arrays(n, (grid, grid))
+        arrays = unit_arrays(n, (grid, grid))
         p = _smooth_probabilities(rng, n, grid)
-        arrays["probability"] = schema.quantize_probability(p)
+        arrays["probability"] = quantize_probability(p)
         arrays["fraction"] = p.mean(axis=(2, 3)).astype(np.float32)
         arrays["frame_time"] = np.array(g.slot_times(s0, s1).tz_convert(None)) + np.timedelta64(
             7, "s"
@@ -152,17 +154,17 @@ def bench_store(tmp: Path, days: int, grid: int = 37) -> dict:
         arrays["status"][:] = 1
         arrays["model"][:] = model
         t = time.perf_counter()
-        st.write_unit(url, cam.id, s0, s1, arrays)
+        write_unit(url, cam.id, s0, s1, arrays)
         write_times.append(time.perf_counter() - t)
         frames += n
-    st.consolidate(url)
+    consolidate(url)
     size = sum(f.stat().st_size for f in Path(url).rglob("*") if f.is_file())
 
     opens, reads, maps = [], [], []
     first = None
     for _ in range(6):
         t = time.perf_counter()
-        ds = st.open_camera(url, cam.id)
+        ds = open_camera(url, cam.id)
         t_open = time.perf_counter() - t
         frac = ds["fraction"].sel(time=slice("2023-01-01", "2023-12-31")).values
         t_read = time.perf_counter() - t

@@ -42,6 +42,14 @@ LABEL_TO_MODEL: dict[str, str] = {
 #: Model classes that are volcanic emissions (everything but background and land).
 EMISSION_CLASSES: tuple[str, ...] = MODEL_CLASSES[2:]
 
+#: Emission kinds whose plume geometry is measured per frame (docs/geometry.md), in store
+#: order, with the model classes each counts (lava flows down the flank: not a plume).
+PLUME_KIND_CLASSES: dict[str, tuple[str, ...]] = {
+    "any_emission": ("eruption_column", "ash_emissions", "non_ash_emissions"),
+    "eruption_column": ("eruption_column",),
+}
+PLUME_KINDS: tuple[str, ...] = tuple(PLUME_KIND_CLASSES)
+
 #: RGB colour per model class, used by overlays and figures.
 CLASS_COLORS: dict[str, tuple[int, int, int]] = {
     "background": (70, 130, 180),

@@ -15,6 +15,8 @@ import pandas as pd
 from plumenet.errors import ConfigError
 
 _DATE_ONLY = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
+#: The one time format of every CSV file plumenet writes (UTC, ISO 8601, ``Z``).
+CSV_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 TimeLike = str | date | datetime | pd.Timestamp
 
@@ -86,3 +88,27 @@ def naive_utc(value: TimeLike | np.datetime64) -> pd.Timestamp:
 def utc_ns(values: object) -> np.ndarray:
     """Any datetime-like values as int64 nanoseconds since the epoch (UTC)."""
     return naive_utc_index(values).asi8
+
+
+#: Work-unit lengths a camera's default unit is chosen from: each divides a day or is whole days.
+UNIT_CANDIDATES = (
+    "10min", "15min", "20min", "30min", "1h", "2h", "3h", "4h", "6h", "8h", "12h",
+    "1D", "2D", "7D", "14D", "28D",
+)  # fmt: skip
+#: The most slots a default unit holds (a unit is one task: enough frames to hide its overhead).
+UNIT_MAX_SLOTS = 2000
+
+
+def default_unit(cadence: str | pd.Timedelta) -> str:
+    """The work-unit length for ``cadence``: the longest candidate of at most 2,000 slots.
+
+    Sized so one unit (one task, one chunk, one shard) holds roughly 500-2,000 frames: 1 day
+    at 1 min, 7 days at 10 min, 4 h at 10 s. A cadence slower than ~20 min gets 28 days.
+    """
+    step = pd.Timedelta(cadence)
+    best = "1D"
+    for name in UNIT_CANDIDATES:
+        length = pd.Timedelta(name)
+        if length % step == pd.Timedelta(0) and length // step <= UNIT_MAX_SLOTS:
+            best = name
+    return best

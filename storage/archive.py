@@ -33,21 +33,22 @@ import io
 import logging
 import re
 import string
+import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import fsspec
 import pandas as pd
+from fsspec import AbstractFileSystem
+from PIL import Image, UnidentifiedImageError
 
 from plumenet.errors import ArchiveError
 from plumenet.timeutil import TimeLike, to_utc
+from storage.camera import ArchiveCamera
 from storage.layouts import has_time_of_day, render_segment, template_regex
-
-if TYPE_CHECKING:
-    from fsspec import AbstractFileSystem
-
-    from plumenet.config import CameraConfig
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ _OFFSET_TIME = 0x9010
 _OFFSET_TIME_ORIGINAL = 0x9011
 
 COLUMNS = ("time", "path", "size")
+#: Directory listings run at once (local disks and object stores both gain from overlap).
+LIST_THREADS = 16
 
 
 def _ls(fs: AbstractFileSystem, path: str) -> list[dict[str, Any]]:
@@ -73,6 +76,44 @@ def _ls(fs: AbstractFileSystem, path: str) -> list[dict[str, Any]]:
     """
     fs.invalidate_cache(path)
     return fs.ls(path, detail=True)
+
+
+class _Listings:
+    """Directory listings shared by concurrent day walks: each prefix is listed once, by the
+    first walk that needs it, while the others wait for that one listing."""
+
+    def __init__(self, fs: AbstractFileSystem) -> None:
+        self._fs = fs
+        self._lock = threading.Lock()
+        self._done: dict[str, list[dict[str, Any]] | None] = {}
+        self._pending: dict[str, threading.Event] = {}
+
+    def __len__(self) -> int:
+        return len(self._done)
+
+    def get(self, prefix: str) -> list[dict[str, Any]] | None:
+        """Entries under ``prefix`` (``None`` when it does not exist)."""
+        with self._lock:
+            if prefix in self._done:
+                return self._done[prefix]
+            event = self._pending.get(prefix)
+            mine = event is None
+            if mine:
+                event = self._pending[prefix] = threading.Event()
+        if not mine:
+            event.wait()
+            with self._lock:
+                return self._done.get(prefix)
+        entries: list[dict[str, Any]] | None = None
+        try:
+            entries = _ls(self._fs, prefix)
+        except FileNotFoundError:
+            entries = None
+        finally:  # waiters wake to the result (or to None when the listing raised)
+            with self._lock:
+                self._done[prefix] = entries
+                self._pending.pop(prefix).set()
+        return entries
 
 
 def local_days(start: pd.Timestamp, end: pd.Timestamp, tz: ZoneInfo) -> list[date]:
@@ -95,7 +136,7 @@ def _walk(
     segments: list[str],
     day: date,
     fields: dict[str, str],
-    cache: dict[str, list[dict[str, Any]] | None],
+    cache: _Listings,
     out: dict[str, dict[str, Any]],
 ) -> None:
     """Collect the files under ``base`` that the remaining directory ``segments`` allow."""
@@ -108,12 +149,7 @@ def _walk(
         variants = [f"{v}/{s}" for v in variants for s in spellings]
         i += 1
     for prefix in variants:
-        if prefix not in cache:
-            try:
-                cache[prefix] = _ls(fs, prefix)
-            except FileNotFoundError:
-                cache[prefix] = None
-        entries = cache[prefix]
+        entries = cache.get(prefix)
         if entries is None:
             continue
         if i == len(segments):
@@ -165,8 +201,6 @@ def _parse_name_times(
 
 def exif_time(head: bytes, tz: ZoneInfo) -> datetime | None:
     """UTC time from EXIF ``DateTimeOriginal`` (+ offset tags) in a file's first bytes."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(io.BytesIO(head)) as img:
             exif = img.getexif()
@@ -218,15 +252,13 @@ def _empty() -> pd.DataFrame:
 
 
 def list_frames(
-    camera: CameraConfig,
+    camera: ArchiveCamera,
     start: TimeLike,
     end: TimeLike,
     *,
     storage_options: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Frames of ``camera`` with timestamps in ``[start, end)`` (see the module docstring)."""
-    import fsspec
-
     t0, t1 = to_utc(start), to_utc(end)
     tz = ZoneInfo(camera.timezone)
     template = camera.path_template
@@ -243,13 +275,21 @@ def list_frames(
     segments = template.split("/")
     dir_segments = segments[:-1]
     found: dict[str, dict[str, Any]] = {}
-    cache: dict[str, list[dict[str, Any]] | None] = {}
+    cache = _Listings(fs)
     try:
         days = local_days(t0, t1, tz)
         if _date_free(dir_segments):
             days = days[:1]  # no date in the directories: one walk serves every day
-        for day in days:
-            _walk(fs, root, dir_segments, day, camera.fields, cache, found)
+        if len(days) == 1:
+            _walk(fs, root, dir_segments, days[0], camera.fields, cache, found)
+        else:  # the days' walks overlap; a shared level is listed once (_Listings)
+            with ThreadPoolExecutor(min(LIST_THREADS, len(days)), "list") as pool:
+                walks = [
+                    pool.submit(_walk, fs, root, dir_segments, d, camera.fields, cache, found)
+                    for d in days
+                ]
+                for walk in walks:
+                    walk.result()
     except PermissionError as err:
         raise ArchiveError(
             f"camera {camera.id!r}: permission denied listing {camera.archive!r} — check the "

@@ -2,7 +2,7 @@
 
 All times come back as UTC (tz-aware pandas). A malformed file raises
 :class:`~plumenet.errors.SeismicInputError` naming the file and the line or field.
-ObsPy is imported inside the functions that need it.
+miniSEED and QuakeML are read with ObsPy (and lxml, for the line of a QuakeML syntax error).
 """
 
 from __future__ import annotations
@@ -15,6 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from lxml import etree
+from obspy import Stream
+from obspy import read as obspy_read
+from obspy import read_events as obspy_read_events
 
 from plumenet.errors import ConfigError, SeismicInputError
 from plumenet.timeutil import to_utc
@@ -160,8 +164,6 @@ def rsam_from_mseed(
     ``window`` since 1970-01-01 UTC; a window with less than ``min_coverage`` of its
     samples is NaN. One channel per call: pass ``seed_id`` when the data hold more.
     """
-    from obspy import Stream, read
-
     if isinstance(paths_or_stream, Stream):
         stream = paths_or_stream.copy()
     else:
@@ -171,7 +173,7 @@ def rsam_from_mseed(
         stream = Stream()
         for p in paths:
             try:
-                stream += read(str(p))
+                stream += obspy_read(str(p))
             except FileNotFoundError:
                 raise SeismicInputError(f"{p}: no such file; check the path") from None
             except (TypeError, ValueError, OSError) as err:
@@ -254,9 +256,6 @@ def _event_frame(rows: list[dict]) -> pd.DataFrame:
 
 
 def _read_quakeml(path: str | Path) -> pd.DataFrame:
-    from lxml import etree
-    from obspy import read_events as obspy_read_events
-
     try:  # parse once with lxml first: ObsPy hides the line of a syntax error
         etree.parse(str(path))
     except etree.XMLSyntaxError as err:
