@@ -38,8 +38,9 @@ from PIL import Image
 
 from plumenet.inference.decode import decode_rgb, load_frame, resize_frame
 from plumenet.inference.predictor import Predictor
-from plumenet.model.network import build_model, count_parameters
-from plumenet.model.weights import LoadedModel, weights_digest
+from plumenet.model.loaded import LoadedModel, weights_digest
+from plumenet.model.network import count_parameters
+from plumenet.model.registry import build_model
 
 SIZE = 518
 

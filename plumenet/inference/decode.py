@@ -18,7 +18,12 @@ Decoding rules (:func:`decode_rgb`):
   ``"truncated"``, ``"not an image: ..."`` or ``"corrupt: ..."``. Pixel data is loaded
   fully (``ImageFile.LOAD_TRUNCATED_IMAGES`` is forced off), so a cut JPEG is detected.
 - With ``target_size``, large JPEGs are decoded at a reduced DCT scale
-  (``Image.draft``), never below ``target_size`` on either side.
+  (``Image.draft``), never below ``target_size`` on either side; any other frame at least
+  ``REDUCE_AT`` times the target on its short side is box-reduced right after loading
+  (``Image.reduce``), so only one full-resolution copy ever exists.
+- Memory: :func:`decode_cost` estimates a decode's peak bytes from the header alone, and
+  :class:`DecodeBudget` lets a worker run concurrent decodes only while their estimates fit
+  its budget (a decode larger than the whole budget runs alone).
 
 Frames are resized to a square (aspect ratio is not kept), as the model was trained.
 """
@@ -28,6 +33,9 @@ from __future__ import annotations
 import io
 import logging
 import struct
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -38,7 +46,16 @@ from plumenet.errors import UnreadableImageError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["decode_rgb", "frame_to_tensor", "load_frame", "resize_frame", "to_rgb"]
+__all__ = [
+    "DecodeBudget",
+    "decode_cost",
+    "decode_rgb",
+    "frame_to_tensor",
+    "load_frame",
+    "original_size",
+    "resize_frame",
+    "to_rgb",
+]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +107,90 @@ def _reason_for(err: BaseException) -> str:
     return f"corrupt: {text.splitlines()[0]}"
 
 
+#: A non-JPEG frame this many times the target on its short side is box-reduced on load.
+REDUCE_AT = 4
+_REDUCIBLE_MODES = {"L", "LA", "RGB", "RGBA", "I", "F", "CMYK"}
+#: Peak bytes per source pixel, measured on 3000 x 3000 PNGs (peak RSS, docs/pipeline.md):
+#: reduced on load RGB 5, RGBA 9, L 1.5; at full resolution RGB and L 10, RGBA 29.
+_BYTES_PER_PIXEL_REDUCED = {"L": 2}
+_BYTES_PER_PIXEL_FULL = {"L": 12, "RGB": 12, "P": 12, "YCbCr": 12}
+_DEFAULT_REDUCED, _DEFAULT_FULL = 10, 32
+
+
+def _reduced(img: Image.Image, target_size: int | None) -> Image.Image:
+    """Box-reduce a frame far larger than ``target_size`` (short side stays >= target)."""
+    if not target_size or img.mode not in _REDUCIBLE_MODES:
+        return img
+    factor = min(img.size) // target_size
+    if factor < REDUCE_AT:
+        return img
+    return img.reduce(factor // 2)
+
+
+def decode_cost(data: bytes, target_size: int | None = None) -> int:
+    """Estimated peak bytes of decoding ``data``, from its header only (0 if unreadable).
+
+    JPEGs decode at their draft scale; other frames far larger than ``target_size`` are
+    reduced right after loading, so one full-resolution buffer is the peak.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            w, h = img.size
+            fmt, mode = img.format, img.mode
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error):
+        return 0
+    except Image.DecompressionBombError:
+        return 0
+    if target_size and fmt == "JPEG" and min(w, h) >= 2 * target_size:
+        scale = 1
+        while scale < 8 and min(w, h) // (2 * scale) >= target_size:
+            scale *= 2
+        w, h = -(-w // scale), -(-h // scale)
+    reduces = bool(target_size) and mode in _REDUCIBLE_MODES and min(w, h) >= REDUCE_AT * (
+        target_size or 1
+    )
+    if reduces:
+        return w * h * _BYTES_PER_PIXEL_REDUCED.get(mode, _DEFAULT_REDUCED)
+    return w * h * _BYTES_PER_PIXEL_FULL.get(mode, _DEFAULT_FULL)
+
+
+class DecodeBudget:
+    """A counting semaphore on estimated decode bytes, shared by a worker's fetch threads.
+
+    A decode waits until its estimate fits beside those running; one larger than the whole
+    budget waits until nothing else runs, then runs alone (never refused, never starved of
+    its turn by smaller ones queued after it).
+    """
+
+    def __init__(self, limit_bytes: int) -> None:
+        if limit_bytes <= 0:
+            raise ValueError(f"decode budget must be positive, got {limit_bytes}")
+        self.limit_bytes = limit_bytes
+        self.in_use = 0
+        self.peak = 0
+        self._cond = threading.Condition()
+        self._waiting = 0
+
+    @contextmanager
+    def hold(self, cost: int) -> Iterator[None]:
+        """Run the ``with`` block once ``cost`` bytes fit in the budget."""
+        cost = max(0, int(cost))
+        with self._cond:
+            self._waiting += 1
+            self._cond.wait_for(
+                lambda: self.in_use == 0 or self.in_use + cost <= self.limit_bytes
+            )
+            self._waiting -= 1
+            self.in_use += cost
+            self.peak = max(self.peak, self.in_use)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.in_use -= cost
+                self._cond.notify_all()
+
+
 def decode_rgb(
     data: bytes, *, source: str | None = None, target_size: int | None = None
 ) -> Image.Image:
@@ -111,6 +212,7 @@ def decode_rgb(
             if min(w, h) >= 2 * target_size:
                 img.draft("RGB", (target_size, target_size))
         img.load()
+        img = _reduced(img, target_size)
     except UnidentifiedImageError as err:
         raise UnreadableImageError("not an image: unrecognised format", source) from err
     except Image.DecompressionBombError as err:
@@ -118,9 +220,8 @@ def decode_rgb(
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as err:
         raise UnreadableImageError(_reason_for(err), source) from err
     try:
-        oriented = ImageOps.exif_transpose(img)
-        if oriented is not None:
-            img = oriented
+        # in place: no second full-size copy of a frame without an orientation tag
+        ImageOps.exif_transpose(img, in_place=True)
     except (OSError, ValueError, KeyError, TypeError, SyntaxError) as err:
         log.debug("ignoring unreadable EXIF in %s: %s", source or "image", err)
     return to_rgb(img)
@@ -147,7 +248,7 @@ def frame_to_tensor(frames: np.ndarray) -> torch.Tensor:
 
     The result is a channels-last view of the same memory (no copy, no normalisation).
     """
-    import torch
+    import torch  # noqa: PLC0415 - the Prefect/Dask driver imports decode (via jobs.frames)
 
     arr = np.asarray(frames)
     if arr.ndim == 3:
@@ -157,3 +258,25 @@ def frame_to_tensor(frames: np.ndarray) -> torch.Tensor:
     if arr.dtype != np.uint8:
         raise ValueError(f"frames must be uint8, got {arr.dtype}")
     return torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2)
+
+
+def original_size(data: bytes) -> tuple[int, int] | None:
+    """A frame's ``(height, width)`` as decoded (EXIF rotation applied), from its header
+    only; ``None`` when the header cannot be read. Plume geometry is reported in these
+    pixels although the model sees the frame resized."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
+            orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error):
+        return None
+    except Image.DecompressionBombError:
+        return None
+    if orientation in _EXIF_SWAPS_AXES:
+        width, height = height, width
+    return height, width
+
+
+#: The EXIF orientation tag, and its values that rotate the frame by 90 degrees.
+_EXIF_ORIENTATION = 0x0112
+_EXIF_SWAPS_AXES = frozenset({5, 6, 7, 8})

@@ -8,11 +8,10 @@ Per frame the :class:`Predictor` returns
 - ``fraction``: the share of each class among the pixels of the argmax of the logits
   upsampled bilinearly to the input resolution, counted inside the ROI mask (all pixels
   when there is none); it sums to 1;
-- ``brightness``: mean luminance (Rec. 601: 0.299 R + 0.587 G + 0.114 B) in 0-1, inside
-  the ROI;
-- ``usable``: ``False`` when the frame is (nearly) uniform — the standard deviation of
-  its luminance inside the ROI is below :data:`USABLE_MIN_STD` (0.01, i.e. 2.5 grey
-  levels): blank, black, white or single-colour frames from a dead or covered camera.
+- ``brightness`` and ``usable``: the frame-quality rule of :mod:`plumenet.inference.quality`
+  (mean Rec. 601 luminance inside the ROI; ``False`` when its standard deviation is below
+  :data:`~plumenet.inference.quality.USABLE_MIN_STD`: blank, black, white or single-colour
+  frames from a dead or covered camera).
 
 Frames move to the device as uint8 (pinned memory and non-blocking copies on CUDA) and
 are normalised there. On CUDA, ``amp="auto"`` runs under bf16 autocast where supported
@@ -23,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -33,15 +32,17 @@ from PIL import Image
 from plumenet import encoding
 from plumenet.classes import MODEL_CLASSES
 from plumenet.inference.decode import resize_frame, to_rgb
-from plumenet.model.weights import LoadedModel
-
-if TYPE_CHECKING:
-    from plumenet.anomaly.padim import AnomalyScorer
+from plumenet.inference.geometry import PLUME_KINDS, plume_geometry
+from plumenet.inference.quality import frame_quality, roi_mask
+from plumenet.inference.transfers import Transfers
+from plumenet.model.device import resolve_device
+from plumenet.model.loaded import LoadedModel
+from plumenet.model.network import set_attention
 
 __all__ = [
     "FILL_VALUE",
     "PROBABILITY_SCALE",
-    "USABLE_MIN_STD",
+    "FeatureScorer",
     "FramePredictions",
     "Predictor",
     "dequantize_probability",
@@ -51,10 +52,6 @@ __all__ = [
 #: The store's encoding (plumenet.encoding): probabilities as ``round(p * 254)``, 255 = no value.
 PROBABILITY_SCALE: int = encoding.PROBABILITY_SCALE
 FILL_VALUE: int = encoding.PROBABILITY_FILL
-#: A frame whose luminance standard deviation (0-1 scale) is below this is unusable.
-USABLE_MIN_STD: float = 0.01
-
-_LUMA = (0.299, 0.587, 0.114)
 
 dequantize_probability = encoding.dequantize_probability
 
@@ -75,6 +72,11 @@ class FramePredictions:
     usable: np.ndarray  # bool (N,)
     class_map: np.ndarray | None = None  # uint8 (N, S, S) argmax, when asked for
     anomaly: np.ndarray | None = None  # float32 (N,) PaDiM scores, when a scorer is given
+    # Plume geometry (plumenet.inference.geometry), float32 (N, len(PLUME_KINDS)), in the
+    # original frame's pixels (the model input's when no frame sizes were given); NaN: none.
+    plume_top_row: np.ndarray | None = None
+    plume_center_col: np.ndarray | None = None
+    plume_width: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.fraction.shape[0])
@@ -98,13 +100,34 @@ class FramePredictions:
             usable=np.concatenate([p.usable for p in parts]),
             class_map=None if any(m is None for m in maps) else np.concatenate(maps),
             anomaly=None if any(a is None for a in scores) else np.concatenate(scores),
+            **{name: _concat_optional([getattr(p, name) for p in parts]) for name in PLUME_FIELDS},
         )
 
 
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+#: The plume-geometry fields of :class:`FramePredictions`.
+PLUME_FIELDS: tuple[str, ...] = ("plume_top_row", "plume_center_col", "plume_width")
+
+
+def _concat_optional(values: list[np.ndarray | None]) -> np.ndarray | None:
+    return None if any(v is None for v in values) else np.concatenate(values)  # type: ignore[arg-type]
+
+
+class FeatureScorer(Protocol):
+    """What :meth:`Predictor.predict` calls on an anomaly ``scorer``.
+
+    It names the backbone layers it reads and scores their grids; the predictor feeds it
+    from the same backbone pass as the segmentation. Implemented by
+    :class:`plumenet.anomaly.scorer.AnomalyScorer`.
+    """
+
+    @property
+    def layers(self) -> tuple[int, ...]:
+        """Backbone layers :meth:`score_features` expects, in order."""
+        ...
+
+    def score_features(self, layer_grids: Sequence[torch.Tensor]) -> np.ndarray:
+        """Grids of :attr:`layers` (``B x D x h x w`` each) -> float32 ``(B,)`` scores."""
+        ...
 
 
 def _resolve_amp(amp: str | None, device: torch.device) -> torch.dtype | None:
@@ -125,12 +148,17 @@ def _resolve_amp(amp: str | None, device: torch.device) -> torch.dtype | None:
 
 
 class Predictor:
-    """Runs a :class:`~plumenet.model.weights.LoadedModel` over uint8 frame batches.
+    """Runs a :class:`~plumenet.model.loaded.LoadedModel` over uint8 frame batches.
 
     ``roi``: optional H x W boolean mask (True = pixel counts) at any resolution; it is
     resized (nearest) to the model input size and applied to fractions, brightness and
     the usability test. ``compile=True`` wraps the forward pass in ``torch.compile``
-    (first batch slow; then faster on CUDA).
+    (``dynamic=False``; the warm-up compile runs here, once per predictor, i.e. once per
+    worker, and partial batches are padded to ``batch_size`` so nothing recompiles).
+    ``attention`` selects the backbone's attention kernel (``"sdpa"``, the default, or
+    ``"eager"``; see :func:`~plumenet.model.network.set_attention`). Transfers (pinned
+    buffers, side stream, one sync per batch on CUDA) are
+    :class:`~plumenet.inference.transfers.Transfers`.
     """
 
     def __init__(
@@ -143,38 +171,43 @@ class Predictor:
         channels_last: bool = True,
         roi: np.ndarray | None = None,
         compile: bool = False,
+        attention: str = "sdpa",
     ) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.loaded = loaded
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.batch_size = int(batch_size)
         self.amp_dtype = _resolve_amp(amp, self.device)
         self.channels_last = bool(channels_last)
         model = loaded.model.to(self.device).eval()
+        set_attention(model, attention)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         # torch.compile of the forward pass (CUDA, fixed input size): worth it for long runs.
+        self.compiled = bool(compile)
         self._outputs_fn = (
-            torch.compile(model.forward_outputs) if compile else model.forward_outputs
+            torch.compile(model.forward_outputs, dynamic=False)
+            if compile
+            else model.forward_outputs
         )
-        self._grid_fn = torch.compile(model.forward_grid) if compile else model.forward_grid
+        self._grid_fn = (
+            torch.compile(model.forward_grid, dynamic=False) if compile else model.forward_grid
+        )
         size = self.input_size
+        self._transfers = Transfers(self.device, self.batch_size, (size, size, 3))
         self._roi: torch.Tensor | None = None
         if roi is not None:
-            mask = np.asarray(roi).astype(bool)
-            if mask.ndim != 2:
-                raise ValueError(f"roi must be a 2-D mask, got shape {mask.shape}")
-            if not mask.any():
-                raise ValueError("roi mask selects no pixel")
-            if mask.shape != (size, size):
-                img = Image.fromarray(mask.astype(np.uint8) * 255, "L")
-                mask = np.asarray(img.resize((size, size), Image.Resampling.NEAREST)) > 127
-                if not mask.any():
-                    raise ValueError("roi mask selects no pixel at the model input size")
+            mask = roi_mask(roi, size, size, where="at the model input size")
             self._roi = torch.from_numpy(mask).to(self.device)
-        self._luma = torch.tensor(_LUMA, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        self._roi_index = (
+            None
+            if self._roi is None
+            else torch.from_numpy(np.flatnonzero(self._roi.cpu().numpy())).to(self.device)
+        )
+        if compile:
+            self.warm_up()
 
     # ------------------------------------------------------------------ properties
     @property
@@ -189,8 +222,21 @@ class Predictor:
     def grid_size(self) -> int:
         return self.input_size // self.loaded.model.config.patch_size
 
+    @property
+    def roi(self) -> np.ndarray | None:
+        """The ROI mask at the model input size (``None``: every pixel counts)."""
+        return None if self._roi is None else self._roi.cpu().numpy()
+
     # ------------------------------------------------------------------ internals
-    def _check(self, frames: np.ndarray) -> np.ndarray:
+    def _check(self, frames: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        if isinstance(frames, torch.Tensor):  # e.g. decoded on the GPU (gpu_decode)
+            s = self.input_size
+            t = frames[None] if frames.dim() == 3 else frames
+            if t.dim() != 4 or tuple(t.shape[1:]) != (s, s, 3) or t.dtype != torch.uint8:
+                raise ValueError(
+                    f"frames must be (N, {s}, {s}, 3) uint8, got {tuple(t.shape)} {t.dtype}"
+                )
+            return t
         arr = np.asarray(frames)
         if arr.ndim == 3:
             arr = arr[None]
@@ -205,13 +251,22 @@ class Predictor:
         for start in range(0, arr.shape[0], self.batch_size):
             yield arr[start : start + self.batch_size]
 
-    def _to_device(self, batch: np.ndarray) -> torch.Tensor:
-        t = torch.from_numpy(np.ascontiguousarray(batch))
-        if self.device.type == "cuda":
-            t = t.pin_memory().to(self.device, non_blocking=True)
-        else:
-            t = t.to(self.device)
+    def _to_device(self, batch: np.ndarray | torch.Tensor) -> torch.Tensor:
+        t = self._transfers.to_device(batch)
         return t.permute(0, 3, 1, 2)  # N x 3 x H x W, channels-last strides
+
+    def _padded(self, x_u8: torch.Tensor) -> torch.Tensor:
+        """A compiled forward sees only full batches (no recompile for the last one)."""
+        n = x_u8.shape[0]
+        if not self.compiled or n >= self.batch_size:
+            return x_u8
+        pad = x_u8.new_zeros((self.batch_size - n, *x_u8.shape[1:]))
+        return torch.cat([x_u8, pad]).contiguous(memory_format=torch.channels_last)
+
+    def warm_up(self) -> None:
+        """Run one full batch so a compiled forward pays its compile now, not in a unit."""
+        s = self.input_size
+        self.predict(np.zeros((self.batch_size, s, s, 3), np.uint8))
 
     def _autocast(self) -> torch.autocast:
         return torch.autocast(
@@ -221,7 +276,7 @@ class Predictor:
         )
 
     def _forward(
-        self, x_u8: torch.Tensor, scorer: AnomalyScorer | None = None
+        self, x_u8: torch.Tensor, scorer: FeatureScorer | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray | None]:
         """Grid and upsampled logits; with a ``scorer``, its anomaly scores from the same
         backbone pass (the scorer's layers and the head's input from one ``forward_layers``)."""
@@ -229,9 +284,10 @@ class Predictor:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         if scorer is None:
+            n = x.shape[0]
             with self._autocast():
-                grid, full = self._outputs_fn(x)
-            return grid.float(), full, None
+                grid, full = self._outputs_fn(self._padded(x))
+            return grid[:n].float(), full[:n], None
         backbone = self.model.backbone
         with self._autocast():
             grids = backbone.forward_layers(x, [*scorer.layers, backbone.num_layers])
@@ -245,7 +301,7 @@ class Predictor:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast():
-            return self._grid_fn(x).float()
+            return self._grid_fn(self._padded(x))[: x.shape[0]].float()
 
     # ------------------------------------------------------------------ public
     @torch.inference_mode()
@@ -266,18 +322,26 @@ class Predictor:
         frames: np.ndarray,
         *,
         return_class_map: bool = False,
-        scorer: AnomalyScorer | None = None,
+        scorer: FeatureScorer | None = None,
+        frame_sizes: np.ndarray | None = None,
     ) -> FramePredictions:
         """``(N, S, S, 3)`` uint8 frames -> :class:`FramePredictions`.
 
-        With an anomaly ``scorer`` (plumenet.anomaly.padim), ``anomaly`` holds its per-frame scores,
-        computed from the same backbone pass as the segmentation.
+        With an anomaly ``scorer`` (e.g. :class:`plumenet.anomaly.scorer.AnomalyScorer`),
+        ``anomaly`` holds its per-frame scores, computed from the same backbone pass as the
+        segmentation. ``frame_sizes``: ``(N, 2)`` original ``(height, width)`` of the frames,
+        so the plume geometry is reported in their pixels.
         """
         arr = self._check(frames)
         c, g = self.num_classes, self.grid_size
+        sizes = None if frame_sizes is None else np.asarray(frame_sizes, dtype=np.float32)
+        if sizes is not None and sizes.shape != (arr.shape[0], 2):
+            raise ValueError(f"frame_sizes must be ({arr.shape[0]}, 2), got {sizes.shape}")
         parts = []
-        for batch in self._batches(arr):
-            parts.append(self._predict_batch(batch, return_class_map, scorer))
+        for k, batch in enumerate(self._batches(arr)):
+            start = k * self.batch_size
+            rows = None if sizes is None else sizes[start : start + len(batch)]
+            parts.append(self._predict_batch(batch, return_class_map, scorer, rows))
         if not parts:
             return FramePredictions(
                 probability=np.zeros((0, c, g, g), np.uint8),
@@ -287,11 +351,16 @@ class Predictor:
                 class_map=np.zeros((0, self.input_size, self.input_size), np.uint8)
                 if return_class_map
                 else None,
+                **{f: np.zeros((0, len(PLUME_KINDS)), np.float32) for f in PLUME_FIELDS},
             )
         return FramePredictions.concatenate(parts)
 
     def _predict_batch(
-        self, batch: np.ndarray, return_class_map: bool, scorer: AnomalyScorer | None = None
+        self,
+        batch: np.ndarray,
+        return_class_map: bool,
+        scorer: FeatureScorer | None = None,
+        frame_sizes: np.ndarray | None = None,
     ) -> FramePredictions:
         x_u8 = self._to_device(batch)
         n = x_u8.shape[0]
@@ -302,22 +371,39 @@ class Predictor:
         labels = full.argmax(dim=1)  # N x S x S
         offsets = torch.arange(n, device=labels.device).view(n, 1, 1) * c
         flat = labels + offsets
-        if self._roi is not None:
-            flat = flat[:, self._roi]
-        counts = torch.bincount(flat.reshape(-1), minlength=n * c).view(n, c).float()
+        flat = flat.reshape(n, -1)
+        if self._roi_index is not None:
+            flat = flat[:, self._roi_index]  # an index, not a mask: no device sync
+        flat = flat.reshape(-1)
+        # scatter_add, not bincount: bincount reads its maximum back (a sync per batch)
+        ones = torch.ones(flat.shape, dtype=torch.float32, device=flat.device)
+        counts = torch.zeros(n * c, device=flat.device).scatter_add_(0, flat, ones).view(n, c)
         fraction = counts / counts.sum(dim=1, keepdim=True)
-        luma = (x_u8.float() * self._luma).sum(dim=1) / 255.0  # N x S x S
-        luma = luma[:, self._roi] if self._roi is not None else luma.reshape(n, -1)
-        brightness = luma.mean(dim=1)
-        std = luma.std(dim=1, unbiased=False)
-        usable = std >= USABLE_MIN_STD
+        brightness, usable = frame_quality(x_u8, self._roi)
+        sizes = None if frame_sizes is None else self._transfers.small_to_device(frame_sizes)
+        plume = plume_geometry(labels, sizes, roi=self._roi)
+        outputs = {
+            "probability": q,
+            "fraction": fraction.float(),
+            "brightness": brightness.float(),
+            "usable": usable.bool(),
+            "plume_top_row": plume.top_row,
+            "plume_center_col": plume.center_col,
+            "plume_width": plume.width,
+        }
+        if return_class_map:
+            outputs["class_map"] = labels.to(torch.uint8)
+        host = self._transfers.to_host(outputs)  # one synchronisation on CUDA
         return FramePredictions(
-            probability=q.cpu().numpy(),
-            fraction=fraction.cpu().numpy().astype(np.float32),
-            brightness=brightness.cpu().numpy().astype(np.float32),
-            usable=usable.cpu().numpy().astype(bool),
-            class_map=labels.to(torch.uint8).cpu().numpy() if return_class_map else None,
+            probability=host["probability"],
+            fraction=host["fraction"],
+            brightness=host["brightness"],
+            usable=host["usable"],
+            class_map=host.get("class_map"),
             anomaly=scores,
+            plume_top_row=host["plume_top_row"],
+            plume_center_col=host["plume_center_col"],
+            plume_width=host["plume_width"],
         )
 
     def predict_images(

@@ -10,14 +10,17 @@ included).
 - :func:`tile_windows` lists the top-left corners; the last tile of each row and column
   is flush with the image edge, so the frame is covered completely.
 - :func:`blend_window` is the separable weight (a raised Hann window with a floor).
-- :func:`predict_tiled` returns blended probabilities at a chosen output scale and the
-  class fractions from the argmax at full resolution (the blended probabilities are
-  upsampled bilinearly strip by strip, so a full-size array is never held).
+- :func:`predict_tiled` returns a :class:`TiledPrediction`: blended probabilities at a
+  chosen output scale, the class fractions from the argmax at full resolution (the
+  blended probabilities are upsampled bilinearly strip by strip, so a full-size array is
+  never held), and the frame's brightness and usability by the predictor's rule
+  (:func:`~plumenet.inference.quality.frame_quality`) inside the ROI.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -25,11 +28,22 @@ import torch.nn.functional as F
 from PIL import Image
 
 from plumenet.inference.predictor import Predictor
+from plumenet.inference.quality import frame_quality, roi_mask
 
-__all__ = ["blend_window", "predict_tiled", "tile_windows"]
+__all__ = ["TiledPrediction", "blend_window", "predict_tiled", "tile_windows"]
 
 #: Lowest weight of :func:`blend_window` (relative to its peak of 1).
 WINDOW_FLOOR: float = 0.05
+
+
+@dataclass(frozen=True)
+class TiledPrediction:
+    """What :func:`predict_tiled` returns for one large frame."""
+
+    probability: np.ndarray  # float32 (C, round(H*scale), round(W*scale)), sums to 1
+    fraction: np.ndarray  # float32 (C,), argmax at full resolution, whole frame
+    brightness: float  # mean Rec. 601 luminance (0-1) inside the ROI
+    usable: bool  # luminance std inside the ROI >= USABLE_MIN_STD
 
 
 def _starts(length: int, tile: int, stride: int) -> list[int]:
@@ -90,16 +104,24 @@ def _argmax0(x: torch.Tensor) -> torch.Tensor:
     return idx
 
 
-def _argmax_counts(prob: torch.Tensor, height: int, width: int, rows: int = 256) -> np.ndarray:
+def _argmax_counts(
+    prob: torch.Tensor,
+    height: int,
+    width: int,
+    rows: int = 256,
+    mask: torch.Tensor | None = None,
+) -> np.ndarray:
     """Class counts of the argmax of ``prob`` (C x h x w) upsampled bilinearly to H x W.
 
     Equivalent to ``F.interpolate(..., align_corners=False).argmax(0)`` at full size, but
-    computed in strips of ``rows`` output rows to bound memory.
+    computed in strips of ``rows`` output rows to bound memory. With a boolean ``mask``
+    (H x W), only the pixels inside it count.
     """
     c, h, w = prob.shape
     if (h, w) == (height, width):
         labels = _argmax0(prob)
-        return torch.bincount(labels.reshape(-1), minlength=c).numpy().astype(np.float64)
+        labels = labels[mask] if mask is not None else labels.reshape(-1)
+        return torch.bincount(labels, minlength=c).numpy().astype(np.float64)
 
     def axis(n_out: int, n_in: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         src = (torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5
@@ -117,7 +139,9 @@ def _argmax_counts(prob: torch.Tensor, height: int, width: int, rows: int = 256)
         wy = fy[sl].view(1, -1, 1)
         py = prob[:, y0[sl], :] * (1 - wy) + prob[:, y1[sl], :] * wy  # C x rows x w
         strip = py[:, :, x0] * (1 - fx) + py[:, :, x1] * fx  # C x rows x W
-        counts += torch.bincount(_argmax0(strip).reshape(-1), minlength=c).double()
+        labels = _argmax0(strip)
+        labels = labels[mask[sl]] if mask is not None else labels.reshape(-1)
+        counts += torch.bincount(labels, minlength=c).double()
     return counts.numpy()
 
 
@@ -128,23 +152,28 @@ def predict_tiled(
     stride: int,
     *,
     scale: float | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+    roi: np.ndarray | None = None,
+) -> TiledPrediction:
     """Run ``predictor`` over overlapping tiles of a large ``H x W x 3`` uint8 image.
 
     Each ``tile x tile`` window (clipped to the image) is resized to the model input; its
     grid logits are upsampled bilinearly to the window's size at the output ``scale``,
     turned into probabilities and accumulated with :func:`blend_window` weights.
 
-    Returns ``(probability, fraction)``: float32 ``C x round(H*scale) x round(W*scale)``
-    blended probabilities (summing to 1 per pixel) and float32 ``(C,)`` class fractions
-    from the argmax at full resolution. ``scale`` defaults to 1 for images up to 4
-    megapixels and to about 2 megapixels of output above that. The predictor's ROI is
-    not used here.
+    Returns a :class:`TiledPrediction`: float32 ``C x round(H*scale) x round(W*scale)``
+    blended probabilities (summing to 1 per pixel), float32 ``(C,)`` class fractions from
+    the argmax at full resolution, and the frame's brightness and usability by
+    :func:`~plumenet.inference.quality.frame_quality`, all three inside ``roi`` (a 2-D
+    mask at any resolution, resized nearest to ``H x W``; ``None``: every pixel), as the
+    predictor counts them. ``scale``
+    defaults to 1 for images up to 4 megapixels and to about 2 megapixels of output above
+    that.
     """
     arr = np.asarray(image)
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
         raise ValueError(f"image must be H x W x 3 uint8, got {arr.shape} {arr.dtype}")
     height, width = arr.shape[:2]
+    mask = None if roi is None else torch.from_numpy(roi_mask(roi, height, width))
     if scale is None:
         scale = 1.0 if height * width <= 4_000_000 else math.sqrt(2_000_000 / (height * width))
     if not 0 < scale <= 1:
@@ -174,6 +203,14 @@ def predict_tiled(
             acc[:, oy0:oy1, ox0:ox1] += prob * weight
             wsum[oy0:oy1, ox0:ox1] += weight
     probability = acc / wsum.clamp(min=1e-12)
-    counts = _argmax_counts(probability, height, width)
-    fraction = (counts / counts.sum()).astype(np.float32)
-    return probability.numpy().astype(np.float32), fraction
+    counts = _argmax_counts(probability, height, width, mask=mask)
+    total = counts.sum()
+    fraction = (counts / total if total > 0 else np.full(c, np.nan)).astype(np.float32)
+    pixels = torch.from_numpy(arr if arr.flags.writeable else arr.copy())  # decoded: read-only
+    brightness, usable = frame_quality(pixels.permute(2, 0, 1)[None], mask)
+    return TiledPrediction(
+        probability=probability.numpy().astype(np.float32),
+        fraction=fraction,
+        brightness=float(brightness[0]),
+        usable=bool(usable[0]),
+    )

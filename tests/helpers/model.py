@@ -7,24 +7,30 @@
   average of the RGB input and whose head marks a patch as one class when its mean
   colour is close enough to a target colour (``r - g - b`` above a threshold for the
   default red target). It makes detection tests real without trained weights.
+- :func:`tiny_model_at` and :func:`frame_batches`: the ``tiny`` model at a small input
+  size and random uint8 frame batches for it (anomaly tests).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from plumenet.classes import CLASS_COLORS, MODEL_CLASSES
-from plumenet.model.network import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, PlumeNet, build_model
-from plumenet.model.weights import LoadedModel, weights_digest
+from plumenet.model.loaded import LoadedModel, weights_digest
+from plumenet.model.network import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, PlumeNet
+from plumenet.model.registry import MODEL_CONFIGS, build_model
 
 __all__ = [
     "COLUMN_RGB",
     "PatchMeanBackbone",
     "colour_loaded_model",
+    "frame_batches",
     "tiny_loaded_model",
     "tiny_model",
+    "tiny_model_at",
 ]
 
 #: The colour :func:`colour_loaded_model` detects as ``eruption_column`` by default.
@@ -111,3 +117,18 @@ def colour_loaded_model(
         is_demo=False,
         source="tests.helpers.model",
     )
+
+
+def tiny_model_at(input_size: int, seed: int = 0) -> PlumeNet:
+    """The ``tiny`` architecture at another input size (a multiple of 14), seeded."""
+    cfg = ModelConfig.from_dict(
+        {**MODEL_CONFIGS["tiny"].to_dict(), "name": f"tiny-{input_size}", "input_size": input_size}
+    )
+    return build_model(cfg, seed=seed)
+
+
+def frame_batches(
+    rng: np.random.Generator, n: int, size: int = 112, batch: int = 4
+) -> list[np.ndarray]:
+    """``n`` batches of random uint8 ``batch x size x size x 3`` frames."""
+    return [rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8) for _ in range(n)]

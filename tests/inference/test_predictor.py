@@ -166,7 +166,8 @@ def test_quantization_round_trip():
 
 def test_anomaly_scores_come_from_the_same_pass_and_match_the_scorer(tiny):
     """With a scorer, segmentation is unchanged and scores equal the scorer's own pass."""
-    from plumenet.anomaly.padim import AnomalyScorer, fit_padim
+    from plumenet.anomaly.fit import fit_padim
+    from plumenet.anomaly.scorer import AnomalyScorer
 
     rng = np.random.default_rng(3)
     s = tiny.model.config.input_size

@@ -20,6 +20,7 @@ from PIL import Image
 from plumenet.classes import CLASS_COLORS, MODEL_CLASSES
 from plumenet.inference.decode import resize_frame
 from plumenet.inference.predictor import Predictor
+from plumenet.inference.quality import frame_quality
 from plumenet.inference.tiling import _argmax_counts, blend_window, predict_tiled, tile_windows
 from tests.helpers.model import COLUMN_RGB, colour_loaded_model
 
@@ -95,7 +96,8 @@ def test_small_plume_found_by_tiling_and_lost_by_plain_resize():
     assert plain.fraction[0, COL] == 0.0
     assert plain.probability[0, COL].max() < 0.5 * 254
 
-    prob, fraction = predict_tiled(predictor, img, tile=518, stride=400, scale=0.25)
+    tiled = predict_tiled(predictor, img, tile=518, stride=400, scale=0.25)
+    prob, fraction = tiled.probability, tiled.fraction
     assert prob.shape == (6, 750, 1000) and prob.dtype == np.float32
     np.testing.assert_allclose(prob.sum(axis=0), 1.0, atol=1e-5)
     assert fraction.shape == (6,) and fraction.sum() == pytest.approx(1.0, abs=1e-6)
@@ -114,9 +116,39 @@ def test_tiled_equals_plain_when_one_tile_covers_the_frame():
     img[100:300, 100:300] = COLUMN_RGB
     predictor = Predictor(colour_loaded_model(), device="cpu")
     plain = predictor.predict(img[None])
-    prob, fraction = predict_tiled(predictor, img, tile=518, stride=518)
-    assert prob.shape == (6, 518, 518)
-    np.testing.assert_allclose(fraction, plain.fraction[0], atol=1e-6)
+    tiled = predict_tiled(predictor, img, tile=518, stride=518)
+    assert tiled.probability.shape == (6, 518, 518)
+    np.testing.assert_allclose(tiled.fraction, plain.fraction[0], atol=1e-6)
+    np.testing.assert_allclose(tiled.brightness, plain.brightness[0], atol=1e-6)
+    assert tiled.usable == bool(plain.usable[0])
+
+
+def test_tiled_quality_follows_the_predictor_rule_inside_the_roi():
+    """A large tiled frame with an ROI gets the brightness/usability of frame_quality."""
+    img = _scene(600, 900)  # top half background (blue), bottom half land
+    img[:300, 450:] = 255  # a white patch in the top right
+    top_left = np.zeros((600, 900), bool)
+    top_left[:300, :450] = True  # uniform background only: unusable
+    top = np.zeros((60, 90), bool)  # ROI at another resolution: resized (nearest)
+    top[:30] = True
+    predictor = Predictor(colour_loaded_model(), device="cpu")
+    frame = torch.from_numpy(img).permute(2, 0, 1)[None]
+    for roi, full in ((top_left, top_left), (top, np.repeat(np.repeat(top, 10, 0), 10, 1))):
+        tiled = predict_tiled(predictor, img, tile=518, stride=400, scale=0.25, roi=roi)
+        brightness, usable = frame_quality(frame, torch.from_numpy(full))
+        assert tiled.brightness == pytest.approx(float(brightness[0]), abs=1e-6)
+        assert tiled.usable == bool(usable[0])
+    assert not predict_tiled(predictor, img, 518, 400, scale=0.25, roi=top_left).usable
+    assert predict_tiled(predictor, img, 518, 400, scale=0.25, roi=top).usable
+    # The ROI counts: brightness inside the top-left ROI is the background's luminance.
+    blue = np.array(CLASS_COLORS["background"], float)
+    luma = (0.299 * blue[0] + 0.587 * blue[1] + 0.114 * blue[2]) / 255
+    tiled = predict_tiled(predictor, img, 518, 400, scale=0.25, roi=top_left)
+    assert tiled.brightness == pytest.approx(luma, abs=1e-4)
+    whole = predict_tiled(predictor, img, 518, 400, scale=0.25)
+    assert whole.brightness != pytest.approx(luma, abs=1e-3)
+    with pytest.raises(ValueError, match="no pixel"):
+        predict_tiled(predictor, img, 518, 400, roi=np.zeros((60, 90), bool))
 
 
 def test_predict_tiled_rejects_bad_input():
@@ -125,3 +157,22 @@ def test_predict_tiled_rejects_bad_input():
         predict_tiled(predictor, np.zeros((100, 100), np.uint8), 518, 400)
     with pytest.raises(ValueError, match="scale"):
         predict_tiled(predictor, np.zeros((100, 100, 3), np.uint8), 518, 400, scale=2.0)
+
+
+def test_tiled_fractions_count_only_the_roi():
+    """Fractions of a tiled frame are shares of the ROI's pixels, as the predictor counts them."""
+    img = np.zeros((600, 900, 3), np.uint8)
+    img[:] = CLASS_COLORS["background"]
+    img[:, 450:] = COLUMN_RGB  # right half: eruption column for the colour model
+    predictor = Predictor(colour_loaded_model(), device="cpu")
+    whole = predict_tiled(predictor, img, 518, 400, scale=0.25)
+    assert whole.fraction[COL] == pytest.approx(0.5, abs=0.05)
+    right = np.zeros((600, 900), bool)
+    right[:, 500:] = True  # well inside the column half
+    inside = predict_tiled(predictor, img, 518, 400, scale=0.25, roi=right)
+    assert inside.fraction[COL] == pytest.approx(1.0, abs=0.02)
+    left = ~right
+    left[:, 400:] = False  # well inside the background half
+    outside = predict_tiled(predictor, img, 518, 400, scale=0.25, roi=left)
+    assert outside.fraction[COL] == pytest.approx(0.0, abs=0.02)
+    assert outside.fraction.sum() == pytest.approx(1.0, abs=1e-5)

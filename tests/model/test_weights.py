@@ -1,22 +1,16 @@
-"""Weights: save/load round trips, TorchScript, digests, and the errors users see."""
+"""Weights: directory save/load round trips, digests, source dispatch, the errors users see."""
 
 from __future__ import annotations
 
 import json
-import logging
 
 import pytest
 import torch
 
 import plumenet.model.weights as weights_mod
 from plumenet.errors import WeightsError
-from plumenet.model.weights import (
-    LoadedModel,
-    export_torchscript,
-    load_model,
-    save_model,
-    weights_digest,
-)
+from plumenet.model.loaded import LoadedModel, weights_digest
+from plumenet.model.weights import load_model, save_model
 from tests.helpers.model import tiny_model
 
 
@@ -75,71 +69,13 @@ def test_demo_flag_from_metadata(tmp_path, model):
     assert load_model(str(out)).is_demo
 
 
-@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
-@pytest.mark.filterwarnings("ignore::FutureWarning")
-def test_traced_torchscript_round_trip(tmp_path, model, batch, caplog):
-    # A plain traced file, as published elsewhere: no plumenet metadata inside.
-    with torch.no_grad():
-        traced = torch.jit.trace(model, batch[:1], check_trace=False)
-    path = tmp_path / "plumenet_traced.pt"
-    torch.jit.save(traced, str(path))
-    with caplog.at_level(logging.WARNING, logger="plumenet.model.weights"):
-        loaded = load_model(str(path), device="cpu")
-    assert "executes code" in caplog.text
-    assert loaded.model_id == "plumenet_traced"
-    assert loaded.metadata["format"] == "torchscript"
-    import hashlib
-
-    assert loaded.digest == hashlib.sha256(path.read_bytes()).hexdigest()
-    with torch.no_grad():
-        ref_full = model(batch[:1])
-        ref_grid = model.forward_grid(batch[:1])
-        out_full = loaded.model(batch[:1])
-        grid, full = loaded.model.forward_outputs(batch[:1])
-    torch.testing.assert_close(out_full, ref_full, rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(full, ref_full, rtol=1e-4, atol=1e-4)
-    assert grid.shape == ref_grid.shape == (1, 6, 37, 37)
-    # The grid of a full-resolution scripted model is the patch average of its logits.
-    torch.testing.assert_close(
-        grid, torch.nn.functional.adaptive_avg_pool2d(ref_full, (37, 37)), rtol=1e-4, atol=1e-4
-    )
-
-
-def test_export_torchscript_keeps_identity(tmp_path, model, batch):
-    path = export_torchscript(model, tmp_path / "m.ts", model_id="tiny-traced")
-    loaded = load_model(str(path))
-    assert loaded.model_id == "tiny-traced"
-    assert loaded.model.config.name == "tiny"
-    with torch.no_grad():
-        torch.testing.assert_close(loaded.model(batch[:1]), model(batch[:1]), rtol=1e-4, atol=1e-4)
-
-
-def test_hf_offline_with_empty_cache_gives_one_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(WeightsError, match="HF_HUB_OFFLINE is set") as info:
-        load_model("hf:SophieGif/VIGIA-PlumeNet")
-    msg = str(info.value)
-    assert "HF_HUB_OFFLINE is set" in msg
-    assert "SophieGif/VIGIA-PlumeNet" in msg
-    assert "pass that directory" in msg and "HF_HOME / HF_HUB_CACHE" in msg
-    assert str(tmp_path / "hf") in msg
-
-
 def test_hf_snapshot_in_our_layout_is_loaded(tmp_path, monkeypatch, model):
     snap = save_model(model, tmp_path / "snapshots" / "abc123", model_id="model")
-    monkeypatch.setattr(weights_mod, "_hf_snapshot", lambda repo, rev, spec: snap)
+    monkeypatch.setattr(weights_mod, "hf_snapshot", lambda repo, rev, spec: snap)
     loaded = load_model("hf:owner/repo@main")
     assert loaded.model_id == "owner/repo"
     assert loaded.metadata["hf_commit"] == "abc123"
     assert loaded.digest == weights_digest(model.state_dict())
-
-
-def test_hf_spec_validation():
-    with pytest.raises(WeightsError, match="hf:OWNER/REPO"):
-        load_model("hf:not-a-repo")
 
 
 def test_missing_path_and_unknown_sources(tmp_path):
@@ -149,10 +85,14 @@ def test_missing_path_and_unknown_sources(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(WeightsError, match=r"config\.json"):
         load_model(str(tmp_path / "empty"))
-    bad = tmp_path / "weights.bin"
+    bad = tmp_path / "weights.xyz"
     bad.write_bytes(b"garbage")
     with pytest.raises(WeightsError, match="not a model directory"):
         load_model(str(bad))
+    garbage_checkpoint = tmp_path / "weights.bin"
+    garbage_checkpoint.write_bytes(b"garbage")
+    with pytest.raises(WeightsError, match="PyTorch state dict from"):
+        load_model(str(garbage_checkpoint))
     ts = tmp_path / "broken.pt"
     ts.write_bytes(b"garbage")
     with pytest.raises(WeightsError, match="cannot load TorchScript"):
@@ -187,39 +127,10 @@ def test_head_only_needs_hf_backbone(tmp_path, model):
         save_model(model, tmp_path / "h", model_id="x", include_backbone=False)
 
 
-def test_head_weights_file_goes_on_the_vits14_backbone(tmp_path, monkeypatch):
-    """A hub snapshot with only head weights (common names) loads onto ViT-S/14."""
-    from safetensors.torch import save_file
-
-    from plumenet.model.network import SegmentationHead, build_model
-
-    head = SegmentationHead(384, 32, 6)
-    torch.nn.init.normal_(head.conv1.weight)
-    state = {f"segmentation_head.{k}": v.contiguous() for k, v in head.state_dict().items()}
-    snap = tmp_path / "snap"
-    snap.mkdir()
-    save_file(state, str(snap / "head.safetensors"))
-    # offline: a random-weight backbone stands in for facebook/dinov2-with-registers-small
-    calls = []
-
-    def fake_build(cfg, **kwargs):
-        calls.append(kwargs)
-        return build_model(cfg, seed=0)
-
-    monkeypatch.setattr(weights_mod, "build_model", fake_build)
-    monkeypatch.setattr(weights_mod, "_hf_snapshot", lambda repo, rev, spec: snap)
-    loaded = load_model("hf:owner/plume-head")
-    assert calls == [{"pretrained": True}]
-    assert loaded.model.config.head_hidden == 32
-    assert torch.equal(loaded.model.head.conv1.weight, head.conv1.weight)
-    assert loaded.backbone == "facebook/dinov2-with-registers-small"
-    assert loaded.model_id == "owner/plume-head"
-
-
 def test_hub_snapshot_without_weights_is_a_clear_error(tmp_path, monkeypatch):
     snap = tmp_path / "snap"
     snap.mkdir()
     (snap / "README.json").write_text("{}")
-    monkeypatch.setattr(weights_mod, "_hf_snapshot", lambda repo, rev, spec: snap)
+    monkeypatch.setattr(weights_mod, "hf_snapshot", lambda repo, rev, spec: snap)
     with pytest.raises(WeightsError, match="holds no weights plumenet can read"):
         load_model("hf:owner/empty")
