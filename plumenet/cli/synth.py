@@ -6,6 +6,7 @@ import re
 
 import click
 
+from plumenet.cli.options import range_options
 from plumenet.errors import ConfigError
 
 _SIZE = re.compile(r"^(\d+)[xX](\d+)$")
@@ -48,8 +49,7 @@ def parse_storage_options(pairs: tuple[str, ...]) -> dict[str, object]:
     show_default=True,
     help="File layout of a real archive.",
 )
-@click.option("--start", required=True, help="UTC date or ISO time of the first frame slot.")
-@click.option("--end", required=True, help="UTC end (exclusive); a date alone includes that day.")
+@range_options()
 @click.option("--cadence", default="10min", show_default=True, help="Time between frames.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
 @click.option("--broken", default=0, show_default=True, type=int, help="Broken files to plant.")
@@ -81,12 +81,13 @@ def synth(
     storage_option: tuple[str, ...],
 ) -> None:
     """Write a synthetic webcam archive and its truth (episodes, fractions, RSAM, events)."""
+    # imported here, not at the top: they bring pandas (and the job PIL, obspy, fsspec), which
+    # `plumenet --help` need not load (docs/architecture.md)
     from plumenet.jobs.synth_archive import write_archive
+    from plumenet.timeutil import parse_range
 
     size = parse_size(size_text)
     options = parse_storage_options(storage_option)
-    from plumenet.timeutil import parse_range
-
     t0, t1 = parse_range(start, end)
     if broken < 0:
         raise ConfigError(f"--broken {broken} must be 0 or more")

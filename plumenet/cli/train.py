@@ -4,23 +4,35 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 if TYPE_CHECKING:
     from plumenet.model.network import PlumeNet
-    from plumenet.training.loop import SegmentationDataset
+    from plumenet.training.datasets import SegmentationDataset
 
 log = logging.getLogger(__name__)
 
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def _path_option(flag: str, help_text: str, **kwargs: Any) -> Callable[[_Command], _Command]:
+    """``--NAME PATH``, passed to the command as the :class:`~pathlib.Path` parameter ``NAME``."""
+    name = flag.removeprefix("--")
+    return click.option(flag, name, type=click.Path(path_type=Path), help=help_text, **kwargs)
+
+
+def _device_option(help_text: str) -> Callable[[_Command], _Command]:
+    """``--device`` (default ``None``: CUDA when present)."""
+    return click.option("--device", default=None, help=help_text)
 
 
 def _base_model(spec: str, device: str | None) -> tuple[PlumeNet, str]:
     """A model to start from: a weights spec (``demo``, DIR, hf:..., file) or a config name."""
-    from plumenet.model.network import MODEL_CONFIGS, build_model
+    from plumenet.model.registry import MODEL_CONFIGS, build_model
     from plumenet.model.weights import load_model
 
     if spec != "demo" and spec in MODEL_CONFIGS and not Path(spec).exists():
@@ -31,61 +43,16 @@ def _base_model(spec: str, device: str | None) -> tuple[PlumeNet, str]:
     return loaded.model, f"{loaded.model_id} ({spec})"
 
 
-def _mask_pairs(directory: Path, mask_classes: str) -> SegmentationDataset:
-    """Images with ``NAME_mask.png`` label masks beside them."""
-    import numpy as np
-    from PIL import Image
-
-    from plumenet.classes import merge_labels
-    from plumenet.errors import ConfigError
-    from plumenet.inference.decode import decode_rgb
-    from plumenet.training.loop import ListDataset
-
-    pairs, names = [], []
-    for mask_path in sorted(directory.rglob("*_mask.png")):
-        stem = mask_path.name[: -len("_mask.png")]
-        images = [
-            p
-            for p in mask_path.parent.glob(f"{stem}.*")
-            if p.suffix.lower() in _IMAGE_SUFFIXES and p != mask_path
-        ]
-        if not images:
-            raise ConfigError(
-                f"{mask_path}: no image {stem}.jpg/.png beside it; keep each image next to "
-                "its NAME_mask.png"
-            )
-        image = np.asarray(decode_rgb(images[0].read_bytes(), source=str(images[0])))
-        mask = np.asarray(Image.open(mask_path))
-        if mask.ndim != 2:
-            raise ConfigError(f"{mask_path}: a mask must be a single-channel PNG of class indices")
-        if mask.shape != image.shape[:2]:
-            raise ConfigError(
-                f"{mask_path}: mask {mask.shape[1]} x {mask.shape[0]} differs from image "
-                f"{image.shape[1]} x {image.shape[0]}"
-            )
-        if mask_classes == "label":
-            valid = mask != 255
-            merged = np.full(mask.shape, 255, dtype=np.uint8)
-            merged[valid] = merge_labels(mask[valid])
-            mask = merged
-        elif mask.size and int(mask[mask != 255].max(initial=0)) > 5:
-            raise ConfigError(
-                f"{mask_path}: holds class index {int(mask[mask != 255].max())} but model "
-                "masks use 0-5 (255 = unlabelled); pass --mask-classes label for 8-class masks"
-            )
-        pairs.append((image, mask.astype(np.uint8)))
-        names.append(str(images[0]))
-    return ListDataset(pairs, names)
-
-
 def _load_dataset(data: Path, mask_classes: str) -> SegmentationDataset:
+    """Images with ``NAME_mask.png`` masks below ``data`` if there are any, else LabelMe files."""
     from plumenet.errors import ConfigError
+    from plumenet.training.datasets import read_mask_pairs
     from plumenet.training.labelme import LabelMeDataset, index_labelme_dir
 
     if not data.is_dir():
         raise ConfigError(f"--data {data} is not a directory of labelled images")
     if any(data.rglob("*_mask.png")):
-        ds = _mask_pairs(data, mask_classes)
+        ds = read_mask_pairs(data, mask_classes)
         if len(ds):
             return ds
     return LabelMeDataset(index_labelme_dir(data))
@@ -119,19 +86,13 @@ def _print_table(metrics: dict[str, Any]) -> None:
 
 
 @click.command("train")
-@click.option(
+@_path_option(
     "--data",
-    "data",
+    "Folder of LabelMe files (subfolders CAMERA/VIEWPOINT/ name viewpoints).",
     required=True,
-    type=click.Path(path_type=Path),
-    help="Folder of LabelMe files (subfolders CAMERA/VIEWPOINT/ name viewpoints).",
 )
-@click.option(
-    "--out",
-    "out",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Model directory to write (resumes if it holds a checkpoint).",
+@_path_option(
+    "--out", "Model directory to write (resumes if it holds a checkpoint).", required=True
 )
 @click.option(
     "--from",
@@ -156,7 +117,7 @@ def _print_table(metrics: dict[str, Any]) -> None:
 )
 @click.option("--train-backbone", is_flag=True, help="Train the backbone too (small backbones).")
 @click.option("--no-augment", is_flag=True, help="Switch augmentation off.")
-@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present).")
+@_device_option("cpu, cuda, cuda:1 ... (default: cuda if present).")
 @click.option("--seed", default=0, show_default=True, type=int)
 def train_command(
     data: Path,
@@ -181,14 +142,9 @@ def train_command(
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from plumenet.errors import ConfigError
+    from plumenet.training.evaluate import evaluate_model, write_evaluation
     from plumenet.training.labelme import LabelMeDataset, index_labelme_dir, split_by_viewpoint
-    from plumenet.training.loop import (
-        TrainConfig,
-        TrainEvent,
-        evaluate_model,
-        train,
-        write_evaluation,
-    )
+    from plumenet.training.loop import TrainConfig, TrainEvent, train
 
     samples = index_labelme_dir(data)
     tr, va, te = split_by_viewpoint(samples, seed=seed)
@@ -279,20 +235,14 @@ def train_command(
     required=True,
     help="Weights: demo, a model directory, hf:OWNER/REPO or a TorchScript file.",
 )
-@click.option(
-    "--data",
-    "data",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="LabelMe folder, or images with NAME_mask.png masks beside them.",
+@_path_option(
+    "--data", "LabelMe folder, or images with NAME_mask.png masks beside them.", required=True
 )
-@click.option(
+@_path_option(
     "--out",
-    "out",
+    "Folder for metrics.json, CSVs and PNG.",
     default=Path("evaluation"),
     show_default=True,
-    type=click.Path(path_type=Path),
-    help="Folder for metrics.json, CSVs and PNG.",
 )
 @click.option(
     "--mask-classes",
@@ -301,13 +251,13 @@ def train_command(
     show_default=True,
     help="What NAME_mask.png values index: 6 model or 8 label classes.",
 )
-@click.option("--device", default=None, help="cpu, cuda ... (default: cuda if present).")
+@_device_option("cpu, cuda ... (default: cuda if present).")
 def evaluate_command(
     spec: str, data: Path, out: Path, mask_classes: str, device: str | None
 ) -> None:
     """Per-class precision, recall, F1, IoU and the confusion matrix (the paper's Table 1)."""
     from plumenet.model.weights import load_model
-    from plumenet.training.loop import evaluate_model, write_evaluation
+    from plumenet.training.evaluate import evaluate_model, write_evaluation
 
     dataset = _load_dataset(data, mask_classes)
     loaded = load_model(spec, device=device)

@@ -5,7 +5,8 @@ jitter and a random resized crop with scale 0.75-1.1, then a resize to the model
 input size. Geometry is one affine warp per sample (``affine_grid`` + ``grid_sample``):
 the image is sampled bilinearly, the mask with nearest neighbour, and mask pixels that
 come from outside the source image (rotation corners, crops larger than the image)
-get :data:`IGNORE_INDEX` so the loss skips them. Flips use ``torch.flip`` (exact).
+get :data:`plumenet.training.datasets.IGNORE_INDEX` (unlabelled) so the loss skips them.
+Flips use ``torch.flip`` (exact).
 
 All randomness comes from the ``torch.Generator`` passed in: the same generator state
 gives the same augmentation.
@@ -21,10 +22,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["IGNORE_INDEX", "AugmentConfig", "augment_batch", "color_jitter", "resize_pair"]
+from plumenet.training.datasets import IGNORE_INDEX
 
-#: Mask value of pixels without a label (rotated or cropped in from outside the image).
-IGNORE_INDEX = 255
+__all__ = ["AugmentConfig", "augment_batch", "color_jitter", "resize_pair"]
 
 
 @dataclass(frozen=True)

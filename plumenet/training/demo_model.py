@@ -29,14 +29,21 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import torch
 
 from plumenet.classes import MODEL_CLASSES, merge_labels
-
-if TYPE_CHECKING:
-    from plumenet.model.network import ModelConfig
+from plumenet.model.network import ModelConfig, count_parameters
+from plumenet.model.registry import MODEL_CONFIGS, build_model
+from plumenet.model.weights import DEMO_MODEL_DIR, save_model
+from plumenet.synthetic.render import render_scene
+from plumenet.synthetic.spec import random_scene_spec
+from plumenet.training.datasets import ListDataset
+from plumenet.training.evaluate import evaluate_model
+from plumenet.training.loop import TrainConfig, TrainEvent, train
+from plumenet.training.metrics import to_jsonable
 
 __all__ = [
     "ASPECTS",
@@ -64,8 +71,6 @@ def synthetic_frames(
     n: int, seed: int, stream: int, *, height: int = 280
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``n`` synthetic frames (RGB uint8, model-class mask uint8) of random aspect ratio."""
-    from plumenet.synthetic.scenes import random_scene_spec, render_scene
-
     out = []
     for i in range(n):
         rng = np.random.default_rng([seed, stream, i])
@@ -79,8 +84,6 @@ def synthetic_frames(
 def demo_config(input_size: int = 224, hidden: int = 64, layers: int = 3) -> ModelConfig:
     """The registered ``demo`` architecture, resized: ``input_size`` (224: a 16 x 16 patch
     grid), backbone width ``hidden`` and depth ``layers`` (4 heads)."""
-    from plumenet.model.network import MODEL_CONFIGS
-
     base = MODEL_CONFIGS["demo"]
     backbone = {
         **base.backbone,
@@ -171,13 +174,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Train, evaluate and save the demo model; returns 0 when it meets :data:`BAR`."""
-    import torch
-
-    from plumenet.model.network import build_model, count_parameters
-    from plumenet.model.weights import DEMO_MODEL_DIR, save_model
-    from plumenet.training.loop import ListDataset, TrainConfig, TrainEvent, evaluate_model, train
-    from plumenet.training.metrics import to_jsonable
-
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.threads:

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
 from plumenet.classes import LABEL_CLASSES, merge_labels
 from plumenet.errors import ConfigError, PlumenetError
@@ -123,8 +124,6 @@ def rasterize(
     source: str = "<labelme>",
 ) -> np.ndarray:
     """The ``height x width`` uint8 label mask of a LabelMe document (see module docstring)."""
-    from PIL import Image, ImageDraw
-
     label_map = {k.lower(): v for k, v in (label_map or DEFAULT_LABEL_MAP).items()}
     canvas = Image.new("L", (width, height), LABEL_CLASSES.index("background"))
     draw = ImageDraw.Draw(canvas)
@@ -184,8 +183,6 @@ def _check_inside(pts: np.ndarray, height: int, width: int, where: str) -> None:
 
 
 def _decode_image(data: bytes, where: str) -> np.ndarray:
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     try:
         with Image.open(io.BytesIO(data)) as img:
             img = ImageOps.exif_transpose(img)
@@ -351,7 +348,7 @@ def split_by_viewpoint(
 
 
 class LabelMeDataset:
-    """A :class:`plumenet.training.loop.SegmentationDataset` (model-class masks) over samples in
+    """A :class:`plumenet.training.datasets.SegmentationDataset` (model-class masks) over samples in
     memory or :class:`LabelMeRef` files read on access (large sets stay on disk)."""
 
     def __init__(

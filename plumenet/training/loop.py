@@ -1,22 +1,21 @@
-"""Fine-tune a PlumeNet head (optionally its small backbone) and evaluate it.
+"""Fine-tune a PlumeNet head (optionally its small backbone): the training loop.
 
 The paper's recipe is the default (:class:`TrainConfig`): AdamW, learning rate 1e-5,
 batch 12, 75 epochs with early stopping on the validation mean IoU, weighted
-cross-entropy with higher weights for ``eruption_column`` and ``lava``, augmentation
-of :mod:`plumenet.training.augment`, images resized to the model's input size.
+cross-entropy with higher weights for ``eruption_column`` and ``lava``
+(:mod:`plumenet.training.losses`), augmentation of :mod:`plumenet.training.augment`,
+images resized to the model's input size. Datasets are
+:class:`plumenet.training.datasets.SegmentationDataset`.
 
-Datasets are anything with ``len()`` and ``ds[i] -> (image uint8 H x W x 3, mask uint8
-H x W of model-class indices, 255 = unlabelled)`` (:class:`SegmentationDataset`);
-:class:`ArrayDataset` wraps in-memory arrays.
-
-With an ``out_dir`` every epoch writes ``checkpoint.safetensors`` (model and optimiser
-tensors) and ``checkpoint.json`` (epoch, history, best score, optimiser hyper-parameters);
+With an ``out_dir`` every epoch writes a checkpoint (:mod:`plumenet.training.checkpoints`:
+model and optimiser tensors; epoch, history, best score, optimiser hyper-parameters);
 a later call with the same ``out_dir`` resumes after the last finished epoch. Shuffling
 and augmentation are seeded per epoch from ``seed`` + epoch, so an interrupted and
 resumed run follows the same path as an uninterrupted one. The best model (by
 validation mean IoU) is written with :func:`plumenet.model.weights.save_model` into
 ``out_dir`` (``model.safetensors`` + ``config.json``: loadable with ``--model OUT_DIR``),
-and ``curves.png`` and ``history.csv`` show the training curves.
+and ``curves.png`` and ``history.csv`` show the training curves
+(:func:`plumenet.training.evaluate.write_history`).
 """
 
 from __future__ import annotations
@@ -28,96 +27,28 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
 
 from plumenet.classes import MODEL_CLASSES
 from plumenet.errors import ConfigError
+from plumenet.model.device import resolve_device
+from plumenet.model.network import PlumeNet
+from plumenet.model.weights import load_model, save_model
+from plumenet.training.augment import AugmentConfig, augment_batch, resize_pair
+from plumenet.training.checkpoints import load_checkpoint, save_checkpoint
+from plumenet.training.datasets import IGNORE_INDEX, SegmentationDataset
+from plumenet.training.evaluate import write_history
+from plumenet.training.losses import LOSSES, LossName, segmentation_loss
 from plumenet.training.metrics import confusion_matrix, segmentation_metrics, to_jsonable
 
-if TYPE_CHECKING:
-    import torch
-
-    from plumenet.model.network import PlumeNet
-    from plumenet.model.weights import LoadedModel
-
-__all__ = [
-    "ArrayDataset",
-    "ListDataset",
-    "SegmentationDataset",
-    "TrainConfig",
-    "TrainEvent",
-    "TrainResult",
-    "evaluate_model",
-    "plot_confusion",
-    "plot_curves",
-    "predict_labels",
-    "train",
-    "write_evaluation",
-    "write_history",
-]
+__all__ = ["TrainConfig", "TrainEvent", "TrainResult", "train"]
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_WEIGHTS = "checkpoint.safetensors"
-CHECKPOINT_STATE = "checkpoint.json"
-IGNORE_INDEX = 255
-
-LossName = Literal["ce", "tversky", "ce+tversky"]
-
-
-class SegmentationDataset(Protocol):
-    """``len(ds)`` samples; ``ds[i]`` is ``(image uint8 H x W x 3, mask uint8 H x W)``."""
-
-    def __len__(self) -> int: ...
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]: ...
-
-
-@dataclass
-class ArrayDataset:
-    """In-memory images (``N x H x W x 3`` uint8) and masks (``N x H x W`` model classes)."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    names: Sequence[str] | None = None
-
-    def __post_init__(self) -> None:
-        if self.images.ndim != 4 or self.images.shape[-1] != 3:
-            raise ValueError(f"images must be N x H x W x 3, got {self.images.shape}")
-        if self.labels.shape != self.images.shape[:3]:
-            raise ValueError(
-                f"labels shape {self.labels.shape} does not match images {self.images.shape[:3]}"
-            )
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.images[index], self.labels[index]
-
-
-class ListDataset:
-    """Samples of any sizes held in a list of ``(image, mask)`` pairs."""
-
-    def __init__(
-        self, pairs: Sequence[tuple[np.ndarray, np.ndarray]], names: Sequence[str] | None = None
-    ) -> None:
-        for i, (img, mask) in enumerate(pairs):
-            if img.ndim != 3 or img.shape[-1] != 3 or mask.shape != img.shape[:2]:
-                raise ValueError(
-                    f"sample {i}: image {img.shape} and mask {mask.shape} do not match "
-                    "(need H x W x 3 and H x W)"
-                )
-        self.pairs = list(pairs)
-        self.names = list(names) if names is not None else None
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.pairs[index]
 
 
 @dataclass(frozen=True)
@@ -155,8 +86,8 @@ class TrainConfig:
     eval_batch_size: int = 16
 
     def __post_init__(self) -> None:
-        if self.loss not in ("ce", "tversky", "ce+tversky"):
-            raise ConfigError(f"loss {self.loss!r} is unknown; use one of ce, tversky, ce+tversky")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss {self.loss!r} is unknown; use one of {', '.join(LOSSES)}")
         if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
             raise ConfigError("epochs and batch sizes must be >= 1")
         if not self.lr > 0:
@@ -218,28 +149,14 @@ class TrainResult:
 
     def history_frame(self) -> Any:
         """History as a ``pandas.DataFrame`` (one row per epoch)."""
-        import pandas as pd
-
         return pd.DataFrame(self.history)
 
 
 # --------------------------------------------------------------------------- tensors
 
 
-def _resolve_device(device: str | None) -> torch.device:
-    import torch
-
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def _to_tensors(dataset: SegmentationDataset, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The whole dataset resized to ``size``: uint8 ``N x 3 x S x S`` and uint8 ``N x S x S``."""
-    import torch
-
-    from plumenet.training.augment import resize_pair
-
     n = len(dataset)
     images = torch.empty(n, 3, size, size, dtype=torch.uint8)
     masks = torch.empty(n, size, size, dtype=torch.uint8)
@@ -259,9 +176,6 @@ def _batches(n: int, batch_size: int, order: Sequence[int]) -> Iterator[list[int
 
 
 def _logits(model: PlumeNet, x: torch.Tensor, train_backbone: bool) -> torch.Tensor:
-    import torch
-    import torch.nn.functional as F
-
     if train_backbone:
         return model(x)
     with torch.no_grad():
@@ -270,100 +184,7 @@ def _logits(model: PlumeNet, x: torch.Tensor, train_backbone: bool) -> torch.Ten
     return F.interpolate(grid, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
-def _tversky_loss(
-    logits: torch.Tensor, target: torch.Tensor, alpha: float, beta: float, weights: torch.Tensor
-) -> torch.Tensor:
-    """1 - Tversky index, averaged over classes present in truth or prediction (weighted)."""
-    import torch
-    import torch.nn.functional as F
-
-    c = logits.shape[1]
-    valid = (target != IGNORE_INDEX).unsqueeze(1).to(logits.dtype)
-    probs = torch.softmax(logits, dim=1) * valid
-    onehot = F.one_hot(target.clamp(max=c - 1), c).permute(0, 3, 1, 2).to(logits.dtype) * valid
-    dims = (0, 2, 3)
-    tp = (probs * onehot).sum(dims)
-    fp = (probs * (1 - onehot)).sum(dims)
-    fn = ((1 - probs) * onehot).sum(dims)
-    eps = 1e-6
-    index = (tp + eps) / (tp + alpha * fp + beta * fn + eps)
-    w = weights.to(logits.dtype)
-    return ((1 - index) * w).sum() / w.sum()
-
-
-def _loss_fn(config: TrainConfig, device: torch.device) -> Callable[..., torch.Tensor]:
-    import torch
-    import torch.nn.functional as F
-
-    weights = torch.tensor(config.weight_vector(), dtype=torch.float32, device=device)
-
-    def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        total = logits.new_zeros(())
-        if config.loss in ("ce", "ce+tversky") and (target != IGNORE_INDEX).any():
-            total = total + F.cross_entropy(
-                logits, target, weight=weights, ignore_index=IGNORE_INDEX
-            )
-        if config.loss in ("tversky", "ce+tversky"):
-            total = total + _tversky_loss(
-                logits, target, config.tversky_alpha, config.tversky_beta, weights
-            )
-        return total
-
-    return loss
-
-
-# --------------------------------------------------------------------------- checkpoints
-
-
-def _save_checkpoint(
-    out_dir: Path, model: PlumeNet, optimizer: torch.optim.Optimizer, state: dict[str, Any]
-) -> None:
-    from safetensors.torch import save_file
-
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    opt = optimizer.state_dict()
-    for idx, pstate in opt["state"].items():
-        for name, value in pstate.items():
-            tensors[f"optim.{idx}.{name}"] = value.detach().cpu().contiguous()
-    tensors = {k: v.clone() for k, v in tensors.items()}
-    doc = dict(state)
-    doc["param_groups"] = opt["param_groups"]
-    tmp_w = out_dir / (CHECKPOINT_WEIGHTS + ".tmp")
-    tmp_s = out_dir / (CHECKPOINT_STATE + ".tmp")
-    save_file(tensors, str(tmp_w))
-    tmp_s.write_text(json.dumps(doc, indent=1, allow_nan=True))
-    tmp_w.replace(out_dir / CHECKPOINT_WEIGHTS)
-    tmp_s.replace(out_dir / CHECKPOINT_STATE)
-
-
-def _load_checkpoint(
-    out_dir: Path, model: PlumeNet, optimizer: torch.optim.Optimizer
-) -> dict[str, Any] | None:
-    from safetensors.torch import load_file
-
-    w_path, s_path = out_dir / CHECKPOINT_WEIGHTS, out_dir / CHECKPOINT_STATE
-    if not (w_path.is_file() and s_path.is_file()):
-        return None
-    doc = json.loads(s_path.read_text())
-    tensors = load_file(str(w_path), device="cpu")
-    model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-    try:
-        model.load_state_dict(model_state, strict=True)
-    except RuntimeError as err:
-        raise ConfigError(
-            f"checkpoint in {out_dir} does not fit this model ({str(err).splitlines()[0]}); "
-            "use another --out directory or delete the checkpoint files to start afresh"
-        ) from err
-    opt_state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, idx, name = key.split(".", 2)
-            opt_state.setdefault(int(idx), {})[name] = value
-    optimizer.load_state_dict({"state": opt_state, "param_groups": doc.pop("param_groups")})
-    return doc
-
-
-# --------------------------------------------------------------------------- evaluation
+# --------------------------------------------------------------------------- validation
 
 
 def _validate(
@@ -374,8 +195,6 @@ def _validate(
     batch_size: int,
 ) -> tuple[np.ndarray, float]:
     """Confusion matrix and mean loss over pre-resized tensors (one forward pass)."""
-    import torch
-
     k = model.config.num_classes
     cm = np.zeros((k, k), dtype=np.int64)
     device = model.device
@@ -390,87 +209,6 @@ def _validate(
             pred = logits.argmax(1).cpu().numpy()
             cm += confusion_matrix(masks[idx].numpy(), pred, k, ignore=IGNORE_INDEX)
     return cm, total / max(n, 1)
-
-
-def predict_labels(
-    model: PlumeNet, image: np.ndarray, *, at_original_resolution: bool = True
-) -> np.ndarray:
-    """Class map of one ``H x W x 3`` uint8 image.
-
-    The image is resized to the model's input size; logits are upsampled bilinearly to
-    ``H x W`` (``at_original_resolution``, as the paper) before the argmax, otherwise the
-    map is at input size.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    from plumenet.training.augment import resize_pair
-
-    size = model.config.input_size
-    x = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255
-    x, _ = resize_pair(x, None, size)
-    with torch.inference_mode():
-        logits = model(model.normalize(x.to(model.device)))
-        if at_original_resolution and tuple(image.shape[:2]) != (size, size):
-            logits = F.interpolate(
-                logits, size=image.shape[:2], mode="bilinear", align_corners=False
-            )
-        return logits.argmax(1)[0].cpu().numpy().astype(np.uint8)
-
-
-def evaluate_model(
-    model: PlumeNet | LoadedModel,
-    dataset: SegmentationDataset,
-    *,
-    at_original_resolution: bool = True,
-    names: Sequence[str] | None = None,
-) -> dict[str, Any]:
-    """The paper's Table 1 and Figure 3 over a labelled dataset.
-
-    Returns :func:`plumenet.training.metrics.segmentation_metrics` of the summed confusion matrix
-    plus ``n_images`` and ``per_image`` (one dict per image: ``image``, ``pixels``,
-    ``pixel_accuracy``, ``pixel_accuracy_no_background``, ``mean_iou`` and ``iou_<class>``).
-    Predictions are compared at each image's original resolution unless
-    ``at_original_resolution=False`` (then masks are resized to the input size, nearest).
-    """
-    net: PlumeNet = getattr(model, "model", model)
-    net.eval()
-    classes = net.classes
-    k = net.config.num_classes
-    names = names if names is not None else getattr(dataset, "names", None)
-    total = np.zeros((k, k), dtype=np.int64)
-    per_image = []
-    for i in range(len(dataset)):
-        image, mask = dataset[i]
-        pred = predict_labels(net, image, at_original_resolution=at_original_resolution)
-        if pred.shape != mask.shape:
-            import torch
-
-            from plumenet.training.augment import resize_pair
-
-            _, m = resize_pair(
-                torch.zeros(1, 3, *mask.shape),
-                torch.from_numpy(mask.astype(np.int64))[None],
-                pred.shape[0],
-            )
-            mask = m[0].numpy()
-        cm = confusion_matrix(mask, pred, k, ignore=IGNORE_INDEX)
-        total += cm
-        m = segmentation_metrics(cm, classes)
-        row: dict[str, Any] = {
-            "image": str(names[i]) if names is not None else str(i),
-            "pixels": m["total_pixels"],
-            "pixel_accuracy": m["pixel_accuracy"],
-            "pixel_accuracy_no_background": m["pixel_accuracy_no_background"],
-            "mean_iou": m["mean_iou"],
-        }
-        row.update({f"iou_{c}": m["classes"][c]["iou"] for c in classes})
-        per_image.append(row)
-    result = segmentation_metrics(total, classes)
-    result["n_images"] = len(dataset)
-    result["at_original_resolution"] = at_original_resolution
-    result["per_image"] = per_image
-    return result
 
 
 # --------------------------------------------------------------------------- training
@@ -493,17 +231,13 @@ def train(
     ``train_data``/``val_data``: :class:`SegmentationDataset`. See the module docstring
     for checkpoints, resuming and outputs. ``metadata`` is added to the saved model's.
     """
-    import torch
-
-    from plumenet.training.augment import AugmentConfig, augment_batch
-
     config = config or TrainConfig()
     if len(train_data) == 0 or len(val_data) == 0:
         raise ConfigError(
             f"training needs images in both splits (train {len(train_data)}, "
             f"validation {len(val_data)}); label more images or change the split"
         )
-    device = _resolve_device(config.device)
+    device = resolve_device(config.device)
     size = model.config.input_size
     t_start = time.perf_counter()
     train_x, train_y = _to_tensors(train_data, size)
@@ -522,7 +256,8 @@ def train(
         else list(model.head.parameters())
     )
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    loss_fn = _loss_fn(config, device)
+    weights = torch.tensor(config.weight_vector(), dtype=torch.float32, device=device)
+    loss_fn = segmentation_loss(config.loss, weights, config.tversky_alpha, config.tversky_beta)
     aug_cfg = AugmentConfig()
 
     out = Path(out_dir) if out_dir is not None else None
@@ -533,7 +268,7 @@ def train(
     doc: dict[str, Any] | None = None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        doc = _load_checkpoint(out, model, optimizer) if resume else None
+        doc = load_checkpoint(out, model, optimizer) if resume else None
         if doc is not None:
             history = doc["history"]
             best_miou = doc["best_val_miou"] if doc["best_val_miou"] is not None else -math.inf
@@ -543,8 +278,6 @@ def train(
             if doc.get("stopped_early"):
                 start_epoch = config.epochs + 1
             if (out / "model.safetensors").is_file() and best_epoch:
-                from plumenet.model.weights import load_model
-
                 best_state = {
                     k: v.detach().clone()
                     for k, v in load_model(str(out)).model.state_dict().items()
@@ -594,8 +327,6 @@ def train(
             best_miou, best_epoch, bad_epochs = miou, epoch, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             if out is not None:
-                from plumenet.model.weights import save_model
-
                 meta = {
                     **(metadata or {}),
                     "training": {**_config_json(config), "best_epoch": epoch},
@@ -619,7 +350,7 @@ def train(
             best_epoch,
         )
         if out is not None:
-            _save_checkpoint(
+            save_checkpoint(
                 out,
                 model,
                 optimizer,
@@ -658,100 +389,3 @@ def train(
 
 def _config_json(config: TrainConfig) -> dict[str, Any]:
     return json.loads(json.dumps(asdict(config)))
-
-
-# --------------------------------------------------------------------------- outputs
-
-
-def write_history(history: list[dict[str, Any]], out_dir: Path) -> None:
-    """``history.csv`` and ``curves.png`` in ``out_dir``."""
-    import pandas as pd
-
-    pd.DataFrame(history).to_csv(out_dir / "history.csv", index=False)
-    plot_curves(history, out_dir / "curves.png")
-
-
-def plot_curves(history: list[dict[str, Any]], path: str | Path) -> Path:
-    """Loss, validation accuracy without background and mean IoU per epoch, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [r["epoch"] for r in history]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5), constrained_layout=True)
-    axes[0].plot(epochs, [r["train_loss"] for r in history], label="train")
-    axes[0].plot(epochs, [r["val_loss"] for r in history], label="validation")
-    axes[0].set_title("loss")
-    axes[0].legend()
-    axes[1].plot(epochs, [r["val_pixel_accuracy_no_background"] for r in history])
-    axes[1].set_title("validation pixel accuracy (no background)")
-    axes[2].plot(epochs, [r["val_mean_iou"] for r in history])
-    axes[2].set_title("validation mean IoU")
-    for ax in axes:
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def plot_confusion(metrics: dict[str, Any], path: str | Path) -> Path:
-    """Row-normalised confusion matrix (percent per true class) as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(metrics["classes"])
-    norm = np.array(metrics["confusion_matrix_normalized"], dtype=float) * 100
-    fig, ax = plt.subplots(figsize=(7, 6), constrained_layout=True)
-    im = ax.imshow(np.nan_to_num(norm), vmin=0, vmax=100, cmap="Blues")
-    for i in range(len(names)):
-        for j in range(len(names)):
-            v = norm[i, j]
-            text = "-" if np.isnan(v) else f"{v:.1f}"
-            ax.text(j, i, text, ha="center", va="center", color="white" if v > 50 else "black")
-    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
-    ax.set_yticks(range(len(names)), names)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    ax.set_title("normalised confusion matrix (% of each true class)")
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def write_evaluation(metrics: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    """Write an :func:`evaluate_model` result: ``metrics.json``, ``per_class.csv``,
-    ``confusion_matrix.csv`` (row-normalised), ``confusion_counts.csv``,
-    ``confusion_matrix.png`` and ``per_image.csv``. Returns the paths by name."""
-    import pandas as pd
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    names = list(metrics["classes"])
-    paths = {
-        "metrics": out / "metrics.json",
-        "per_class": out / "per_class.csv",
-        "confusion_matrix": out / "confusion_matrix.csv",
-        "confusion_counts": out / "confusion_counts.csv",
-        "confusion_png": out / "confusion_matrix.png",
-        "per_image": out / "per_image.csv",
-    }
-    paths["metrics"].write_text(json.dumps(to_jsonable(metrics), indent=2, allow_nan=False) + "\n")
-    pd.DataFrame([{"class": n, **metrics["classes"][n]} for n in names]).to_csv(
-        paths["per_class"], index=False
-    )
-    pd.DataFrame(metrics["confusion_matrix_normalized"], index=names, columns=names).rename_axis(
-        "true \\ predicted"
-    ).to_csv(paths["confusion_matrix"])
-    pd.DataFrame(metrics["confusion_matrix"], index=names, columns=names).rename_axis(
-        "true \\ predicted"
-    ).to_csv(paths["confusion_counts"])
-    pd.DataFrame(metrics.get("per_image", [])).to_csv(paths["per_image"], index=False)
-    plot_confusion(metrics, paths["confusion_png"])
-    return paths

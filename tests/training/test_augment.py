@@ -1,13 +1,8 @@
 import pytest
 import torch
 
-from plumenet.training.augment import (
-    IGNORE_INDEX,
-    AugmentConfig,
-    augment_batch,
-    color_jitter,
-    resize_pair,
-)
+from plumenet.training.augment import AugmentConfig, augment_batch, color_jitter, resize_pair
+from plumenet.training.datasets import IGNORE_INDEX
 
 NO_JITTER = {"brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "hue": 0.0}
 

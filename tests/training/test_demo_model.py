@@ -5,6 +5,7 @@ import json
 import pytest
 
 from plumenet.model.weights import DEMO_MODEL_DIR, load_model
+from plumenet.training.datasets import ListDataset
 from plumenet.training.demo_model import (
     BAR,
     CHECK_STREAM,
@@ -12,7 +13,7 @@ from plumenet.training.demo_model import (
     TRAIN_STREAM,
     synthetic_frames,
 )
-from plumenet.training.loop import ListDataset, evaluate_model
+from plumenet.training.evaluate import evaluate_model
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,3 @@
-import dataclasses
 import json
 
 import numpy as np
@@ -6,46 +5,12 @@ import pytest
 import torch
 
 from plumenet.errors import ConfigError
-from plumenet.model.network import MODEL_CONFIGS, build_model
+from plumenet.model.registry import build_model
 from plumenet.model.weights import load_model
-from plumenet.training.loop import (
-    ArrayDataset,
-    ListDataset,
-    TrainConfig,
-    _tversky_loss,
-    evaluate_model,
-    predict_labels,
-    train,
-)
-from plumenet.training.metrics import confusion_matrix, segmentation_metrics
-
-SIZE = 56
-
-
-def tiny_config(size=SIZE):
-    base = MODEL_CONFIGS["tiny"]
-    return dataclasses.replace(
-        base, input_size=size, backbone={**base.backbone, "image_size": size}
-    )
-
-
-def scenes(n, seed, size=SIZE):
-    """Blue sky (0) over brown land (1) with a red column (2): easy to learn."""
-    rng = np.random.default_rng(seed)
-    images = np.zeros((n, size, size, 3), np.uint8)
-    labels = np.zeros((n, size, size), np.uint8)
-    for i in range(n):
-        horizon = int(rng.integers(size // 2, 3 * size // 4))
-        images[i, :horizon] = (70, 130, 200)
-        images[i, horizon:] = (110, 80, 50)
-        labels[i, horizon:] = 1
-        x0 = int(rng.integers(0, size - 16))
-        top = int(rng.integers(0, horizon - 12))
-        images[i, top:horizon, x0 : x0 + 14] = (200, 30, 30)
-        labels[i, top:horizon, x0 : x0 + 14] = 2
-        images[i] = np.clip(images[i] + rng.normal(0, 6, images[i].shape), 0, 255).astype(np.uint8)
-    return ArrayDataset(images, labels)
-
+from plumenet.training.datasets import ArrayDataset
+from plumenet.training.evaluate import evaluate_model
+from plumenet.training.loop import TrainConfig, train
+from tests.helpers.training import scenes, tiny_config
 
 FAST = {"batch_size": 8, "lr": 3e-3, "augment": False, "device": "cpu", "patience": None}
 
@@ -118,15 +83,6 @@ def test_early_stopping(tmp_path):
     assert len(result.history) == 3 and result.best_epoch == 1
 
 
-def test_tversky_loss_values():
-    target = torch.tensor([[[0, 1], [2, 255]]])
-    perfect = torch.nn.functional.one_hot(target.clamp(max=2), 3).permute(0, 3, 1, 2).float() * 50
-    w = torch.ones(3)
-    assert _tversky_loss(perfect, target, 0.3, 0.7, w).item() < 1e-3
-    wrong = perfect.roll(1, dims=1)
-    assert _tversky_loss(wrong, target, 0.3, 0.7, w).item() > 0.5
-
-
 @pytest.mark.parametrize("loss", ["tversky", "ce+tversky"])
 def test_other_losses_train(loss):
     model = build_model(tiny_config(), seed=0)
@@ -134,33 +90,6 @@ def test_other_losses_train(loss):
     result = train(model, scenes(8, 7), scenes(4, 8), cfg)
     assert all(np.isfinite(r["train_loss"]) for r in result.history)
     assert result.history[1]["train_loss"] < result.history[0]["train_loss"]
-
-
-def test_evaluate_at_original_resolution_matches_direct_computation():
-    model = build_model(tiny_config(), seed=0)
-    rng = np.random.default_rng(0)
-    pairs = [
-        (
-            rng.integers(0, 255, (h, w, 3), dtype=np.uint8),
-            rng.integers(0, 6, (h, w)).astype(np.uint8),
-        )
-        for h, w in ((40, 70), (90, 60))
-    ]
-    pairs[1][1][:5] = 255  # unlabelled rows are ignored
-    result = evaluate_model(model, ListDataset(pairs, names=["a", "b"]))
-    cm = np.zeros((6, 6), np.int64)
-    for img, mask in pairs:
-        pred = predict_labels(model, img)
-        assert pred.shape == mask.shape
-        cm += confusion_matrix(mask, pred, 6, ignore=255)
-    expected = segmentation_metrics(cm, model.classes)
-    assert result["confusion_matrix"] == expected["confusion_matrix"]
-    assert result["total_pixels"] == 40 * 70 + 90 * 60 - 5 * 60
-    assert result["n_images"] == 2
-    assert [r["image"] for r in result["per_image"]] == ["a", "b"]
-    assert result["per_image"][1]["pixels"] == 90 * 60 - 5 * 60
-    small = evaluate_model(model, ListDataset(pairs), at_original_resolution=False)
-    assert small["total_pixels"] <= 2 * SIZE * SIZE
 
 
 def test_train_config_errors():
