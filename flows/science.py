@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import logging
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from prefect import flow
-from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.events import emit_event
+
+from flows.runtime import forward_project_logs
+from plumenet.jobs.catalogue import run_catalogue
+from plumenet.jobs.compare import run_compare
+from plumenet.jobs.notify import episode_events, stored_episodes
+
+logger = logging.getLogger(__name__)
 
 
-def _image_artifact(path: str, key: str) -> None:
-    """Prefect shows images by URL; a local file is linked by its file:// URI."""
-    create_image_artifact(image_url=Path(path).resolve().as_uri(), key=key)
+def _image_artifact(path: str, key: str, title: str) -> None:
+    """The PNG inline (a base64 data URI in a markdown artifact): the file is on the worker's
+    disk, which a remote UI cannot reach, and no web server for the outputs is needed."""
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    create_markdown_artifact(
+        key=key,
+        markdown=f"### {title}\n\n![{title}](data:image/png;base64,{data})\n\nFile: `{path}`\n",
+        description=title,
+    )
 
 
 @flow(name="catalogue")
@@ -21,16 +39,24 @@ def catalogue(
     out: str | None = None,
     params: dict[str, Any] | None = None,
 ) -> dict[str, dict[str, str]]:
-    """Episodes and hourly/daily activity per camera, into the store and ``out``.
+    """Episodes and hourly/daily activity per camera, into the store and ``out``; one
+    ``plumenet.episode.started`` event per episode the store's previous catalogue lacked.
 
-    ``params``: episode/observability thresholds (see docs/catalogue.md), e.g.
-    ``{"on": {"lava": 0.003}, "max_gap": "1h"}``.
+    Args:
+        config: Path of cameras.yaml (relative to the working directory).
+        cameras: Camera ids to catalogue (default: every camera of the config).
+        out: Folder for the tables and the timeline PNG (default: ./catalogue).
+        params: Episode/observability thresholds (see docs/catalogue.md), e.g.
+            {"on": {"lava": 0.003}, "max_gap": "1h"}.
     """
-    import pandas as pd
-
-    from plumenet.science.activity import run_catalogue
-
+    forward_project_logs()
+    before = stored_episodes(config, cameras)
     paths = run_catalogue(config, cameras=cameras, out=out or "catalogue", **(params or {}))
+    tables = {cam: files["episodes_parquet"] for cam, files in paths.items()}
+    events = episode_events(before, tables)
+    for event in events:
+        emit_event(**event)
+    logger.info("%d new episode(s) announced as %r events", len(events), "plumenet.episode.started")
     for camera, files in paths.items():
         key = camera.lower().replace(".", "-").replace("_", "-")
         episodes_csv = files.get("episodes_csv")
@@ -47,7 +73,7 @@ def catalogue(
             )
         timeline = files.get("timeline_png")
         if timeline:
-            _image_artifact(timeline, f"timeline-{key}")
+            _image_artifact(timeline, f"timeline-{key}", f"Activity timeline of {camera}")
     return paths
 
 
@@ -59,18 +85,20 @@ def compare(
     events: str | None = None,
     out: str | None = None,
     freq: str = "1h",
+    params: dict[str, Any] | None = None,
+    mseed: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Lagged correlation with RSAM, event coincidence and epoch stack for one camera.
 
-    ``freq``: the bin of activity and RSAM; the lag is resolved to one bin.
+    ``freq``: the bin of activity and RSAM (the lag is refined below one bin);
+    ``params``: comparison options and catalogue thresholds of ``run_compare`` (e.g.
+    ``{"detrend": "difference", "max_blind": "2h"}``); ``mseed``: RSAM-from-miniSEED
+    options (``seed_id``, ``freqmin``, ``freqmax``, ``window``).
     """
-    import json
-
-    from plumenet.science.compare import run_compare
-
     paths = run_compare(
-        config, camera, rsam=rsam, events=events, out=out or "comparison", freq=freq
-    )
+        config, camera, rsam=rsam, events=events, out=out or "comparison", freq=freq,
+        mseed=mseed, **(params or {}),
+    )  # fmt: skip
     result_json = paths.get("comparison_json")
     if result_json and Path(result_json).exists():
         result = json.loads(Path(result_json).read_text())

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from plumenet.cli.options import config_option
+
 log = logging.getLogger(__name__)
 
 
@@ -32,7 +34,7 @@ def _parse_threshold(
     if not per_class:
         return base
     if base is not None:
-        from plumenet.science.activity import ACTIVITY_CLASSES
+        from plumenet.science.observability import ACTIVITY_CLASSES
 
         per_class = {c: per_class.get(c, base) for c in ACTIVITY_CLASSES} | per_class
     return per_class
@@ -54,7 +56,32 @@ def _thresholds(f: click.decorators.FC) -> click.decorators.FC:
             "--max-gap", default=None, help="Longest observed quiet stretch merged (e.g. 30min)."
         ),
         click.option(
+            "--max-blind",
+            default=None,
+            help="Longest unobservable stretch an episode continues across (default 3h; "
+            "'none': never split).",
+        ),
+        click.option(
             "--dark-threshold", type=float, default=None, help="Brightness below this is night."
+        ),
+        click.option(
+            "--night-sun-elevation",
+            type=float,
+            default=None,
+            help="With the sun known: dark frames are night only with the sun below this "
+            "(degrees; default -6, civil twilight), else obstructed.",
+        ),
+        click.option(
+            "--baseline",
+            type=float,
+            default=None,
+            help="Clear-view land share (default: learned from the data).",
+        ),
+        click.option(
+            "--land-drop",
+            type=float,
+            default=None,
+            help="View obstructed when land < LAND_DROP x baseline (default 0.5).",
         ),
         click.option("--start", default=None, help="First time to catalogue (UTC)."),
         click.option("--end", default=None, help="End of the range (UTC, exclusive)."),
@@ -69,7 +96,7 @@ def _params(**values: object) -> dict[str, object]:
 
 
 @click.command("catalogue")
-@click.option("--config", "config_path", required=True, help="cameras.yaml (path or URL).")
+@config_option("config_path")
 @click.option("--camera", "cameras", multiple=True, help="Camera id (repeatable; default all).")
 @click.option(
     "--out",
@@ -89,19 +116,26 @@ def catalogue_cmd(
     off: float | dict[str, float] | None,
     min_duration: str | None,
     max_gap: str | None,
+    max_blind: str | None,
     dark_threshold: float | None,
+    night_sun_elevation: float | None,
+    baseline: float | None,
+    land_drop: float | None,
     start: str | None,
     end: str | None,
 ) -> None:
     """Emission episodes and hourly/daily activity per camera, from the store."""
+    import pandas as pd
     from rich.console import Console
 
     from plumenet.errors import ConfigError
-    from plumenet.science.activity import run_catalogue
+    from plumenet.jobs.catalogue import run_catalogue
 
     params = _params(
-        on=on, off=off, min_duration=min_duration, max_gap=max_gap, dark_threshold=dark_threshold
-    )
+        on=on, off=off, min_duration=min_duration, max_gap=max_gap, max_blind=max_blind,
+        dark_threshold=dark_threshold, baseline=baseline, land_drop=land_drop,
+        night_sun_elevation=night_sun_elevation,
+    )  # fmt: skip
     try:
         results = run_catalogue(
             config_path,
@@ -116,8 +150,6 @@ def catalogue_cmd(
         raise ConfigError(f"{err} — check the catalogue options") from None
     console = Console()
     for cam, paths in results.items():
-        import pandas as pd
-
         episodes = pd.read_parquet(paths["episodes_parquet"])
         counts = episodes["class"].value_counts().to_dict()
         console.print(f"[bold]{cam}[/]: {len(episodes)} episodes {counts}")
@@ -126,7 +158,7 @@ def catalogue_cmd(
 
 
 @click.command("compare")
-@click.option("--config", "config_path", required=True, help="cameras.yaml (path or URL).")
+@config_option("config_path")
 @click.option("--camera", required=True, help="Camera id.")
 @click.option(
     "--rsam",
@@ -147,6 +179,14 @@ def catalogue_cmd(
     show_default=True,
     help="Folder for comparison.json, CSV tables and figures.",
 )
+@click.option(
+    "--series",
+    type=click.Choice(["share", "height"]),
+    default="share",
+    show_default=True,
+    help="Correlated with RSAM: the share of frames with emission, or the highest plume top "
+    "per bin (metres above the vent; needs camera geometry).",
+)
 @click.option("--max-lag", default="72h", show_default=True, help="Largest |lag| correlated.")
 @click.option(
     "--window",
@@ -158,7 +198,36 @@ def catalogue_cmd(
     "--lag", "lags", multiple=True, help="Coincidence lag (repeatable; default 0h, 6h, 1D)."
 )
 @click.option("--surrogates", default=499, show_default=True, help="Surrogates for the p-value.")
+@click.option(
+    "--surrogate-method",
+    type=click.Choice(["phase", "iaaft"]),
+    default="phase",
+    show_default=True,
+    help="Correlation surrogates: phase-randomised, or IAAFT (keeps the value distribution).",
+)
+@click.option("--shuffles", default=999, show_default=True, help="ECA surrogates per cell.")
 @click.option("--seed", default=0, show_default=True, help="Random seed of surrogates/shuffles.")
+@click.option(
+    "--freq", default="1h", show_default=True, help="Bin of activity and RSAM (e.g. 10min)."
+)
+@click.option(
+    "--detrend",
+    type=click.Choice(["auto", "linear", "difference", "none"]),
+    default="auto",
+    show_default=True,
+    help="Before correlating: remove lines, take differences, or (auto) choose.",
+)
+@click.option(
+    "--deseason",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    help="Remove the mean daily cycle (auto: when a diurnal peak is found).",
+)
+@click.option("--seed-id", default=None, help="miniSEED channel, e.g. XX.STA..HHZ.")
+@click.option("--freqmin", type=float, default=None, help="miniSEED RSAM band low edge (Hz, 2).")
+@click.option("--freqmax", type=float, default=None, help="miniSEED RSAM band high edge (Hz, 5).")
+@click.option("--rsam-window", default=None, help="miniSEED RSAM window (default 10min).")
 @_thresholds
 def compare_cmd(
     config_path: str,
@@ -166,16 +235,30 @@ def compare_cmd(
     rsam: Path | None,
     events: Path | None,
     out: Path,
+    series: str,
     max_lag: str,
     windows: tuple[str, ...],
     lags: tuple[str, ...],
     surrogates: int,
+    surrogate_method: str,
+    shuffles: int,
     seed: int,
+    freq: str,
+    detrend: str,
+    deseason: str,
+    seed_id: str | None,
+    freqmin: float | None,
+    freqmax: float | None,
+    rsam_window: str | None,
     on: float | dict[str, float] | None,
     off: float | dict[str, float] | None,
     min_duration: str | None,
     max_gap: str | None,
+    max_blind: str | None,
     dark_threshold: float | None,
+    night_sun_elevation: float | None,
+    baseline: float | None,
+    land_drop: float | None,
     start: str | None,
     end: str | None,
 ) -> None:
@@ -185,11 +268,13 @@ def compare_cmd(
     from rich.console import Console
 
     from plumenet.errors import ConfigError
-    from plumenet.science.compare import run_compare
+    from plumenet.jobs.compare import run_compare
 
     params = _params(
-        on=on, off=off, min_duration=min_duration, max_gap=max_gap, dark_threshold=dark_threshold
-    )
+        on=on, off=off, min_duration=min_duration, max_gap=max_gap, max_blind=max_blind,
+        dark_threshold=dark_threshold, baseline=baseline, land_drop=land_drop,
+        night_sun_elevation=night_sun_elevation,
+    )  # fmt: skip
     if windows:
         params["windows"] = windows
     if lags:
@@ -203,20 +288,38 @@ def compare_cmd(
             out=out,
             start=start,
             end=end,
+            series=series,
             max_lag=max_lag,
             n_surrogates=surrogates,
+            n_shuffles=shuffles,
+            surrogates=surrogate_method,
             seed=seed,
+            freq=freq,
+            detrend=detrend,
+            deseason=deseason,
+            mseed={"seed_id": seed_id, "freqmin": freqmin, "freqmax": freqmax,
+                   "window": rsam_window},
             **params,
-        )
+        )  # fmt: skip
     except ValueError as err:  # unparseable durations or contradicting thresholds
         raise ConfigError(f"{err} — check the compare options") from None
     console = Console()
     result = json.loads(Path(paths["comparison_json"]).read_text())
     xc = result.get("xcorr")
     if xc and xc.get("best_lag_s") is not None:
+        unc = xc.get("lag_uncertainty_s")
+        pm = f" ± {unc / 3600:.2f}" if unc is not None else ""
+        prep = xc.get("preprocessing") or {}
         console.print(
-            f"[bold]{camera}[/]: best lag {xc['best_lag_s'] / 3600:+.1f} h (positive: seismic "
-            f"leads), r = {xc['r']:.2f}, p = {xc['p_value']}"
+            f"[bold]{camera}[/] ({series}): best lag {xc['best_lag_refined_s'] / 3600:+.2f}{pm} h "
+            f"(positive: seismic leads), r = {xc['r']:.2f}, p = {xc['p_value']} "
+            f"(detrend: {prep.get('detrend')}, daily cycle removed: "
+            f"{prep.get('daily_cycle_removed')})"
+        )
+    if result.get("coincidence_family_p") is not None:
+        console.print(
+            f"  coincidence: family-wise p over all windows/lags/rates = "
+            f"{result['coincidence_family_p']:.3g}"
         )
     for name, path in paths.items():
         console.print(f"  {name}: {path}")

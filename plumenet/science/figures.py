@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.dates import date2num
+from matplotlib.figure import Figure
 
 from plumenet.classes import CLASS_COLORS, EMISSION_CLASSES
-
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
+from plumenet.science.plume import HEIGHT_KINDS, has_metres, height_column, top_row_column
+from plumenet.timeutil import naive_utc_index
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +35,12 @@ def class_color(name: str) -> tuple[float, float, float]:
     return (float(rgb[0]), float(rgb[1]), float(rgb[2]))
 
 
-def _naive(index: pd.Index) -> pd.DatetimeIndex:
-    idx = pd.DatetimeIndex(index)
-    return idx.tz_convert("UTC").tz_localize(None) if idx.tz is not None else idx
-
-
-def _decimate(df: pd.DataFrame, max_points: int) -> pd.DataFrame:
+def _decimate(df: pd.DataFrame, max_points: int, how: str = "mean") -> pd.DataFrame:
     if len(df) <= max_points:
         return df
     k = int(np.ceil(len(df) / max_points))
     groups = np.arange(len(df)) // k
-    out = df.groupby(groups).mean()
+    out = df.groupby(groups).agg(how)
     out.index = df.index[::k][: len(out)]
     return out
 
@@ -58,8 +54,6 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _bars(times: pd.DatetimeIndex, mask: np.ndarray) -> list[tuple[float, float]]:
     """(start, width) in matplotlib date units of each True run on the time grid."""
-    from matplotlib.dates import date2num
-
     if len(times) == 0:
         return []
     x = date2num(times.to_pydatetime())
@@ -69,13 +63,11 @@ def _bars(times: pd.DatetimeIndex, mask: np.ndarray) -> list[tuple[float, float]
 
 
 def _episode_bars(episodes: pd.DataFrame, cls: str) -> list[tuple[float, float]]:
-    from matplotlib.dates import date2num
-
     sel = episodes[episodes["class"] == cls]
     if sel.empty:
         return []
-    on = date2num(_naive(sel["onset"]).to_pydatetime())
-    end = date2num(_naive(sel["end"]).to_pydatetime())
+    on = date2num(naive_utc_index(sel["onset"]).to_pydatetime())
+    end = date2num(naive_utc_index(sel["end"]).to_pydatetime())
     width = np.maximum(end - on, 1 / 1440)
     return list(zip(on.tolist(), width.tolist(), strict=True))
 
@@ -86,25 +78,52 @@ def plot_timeline(
     path: str | Path,
     *,
     rsam: pd.Series | None = None,
+    heights: pd.DataFrame | None = None,
     title: str = "",
     max_points: int = MAX_POINTS,
 ) -> Path:
-    """Timeline: emission fractions, episodes per class, unobservable periods, RSAM.
+    """The :func:`timeline_figure` as a PNG at ``path``."""
+    fig = timeline_figure(
+        fractions, episodes, rsam=rsam, heights=heights, title=title, max_points=max_points
+    )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    log.debug("wrote %s", path)
+    return path
+
+
+def timeline_figure(
+    fractions: pd.DataFrame,
+    episodes: pd.DataFrame,
+    *,
+    rsam: pd.Series | None = None,
+    heights: pd.DataFrame | None = None,
+    title: str = "",
+    max_points: int = MAX_POINTS,
+) -> Figure:
+    """Timeline: emission fractions, plume height, episodes per class, unobservable periods,
+    RSAM.
 
     ``fractions``: per-frame emission fractions with NaN on unobservable frames (as
-    :func:`plumenet.science.activity.activity_fractions`), so the grey band shows exactly
-    what the camera could not see.
+    :func:`plumenet.science.observability.activity_fractions`), so the grey band shows exactly
+    what the camera could not see. ``heights``: per-frame plume heights
+    (:func:`plumenet.science.plume.plume_heights`); the height panel (metres above the vent,
+    or the top row in pixels without camera geometry) is drawn when any frame has one.
     """
-    from matplotlib.figure import Figure
-
     frac = fractions.copy()
-    frac.index = _naive(frac.index)
+    frac.index = naive_utc_index(frac.index)
     unobservable = frac.isna().all(axis=1).to_numpy()
     classes = [c for c in (*EMISSION_CLASSES, "any_emission") if c in frac.columns]
-    nrows = 3 if rsam is not None else 2
-    ratios = [3, 1.3, 2][:nrows]
+    height_cols = _height_columns(heights)
+    panels = ["fractions", *(["height"] if height_cols else []), "episodes"]
+    panels += ["rsam"] if rsam is not None else []
+    ratios = {"fractions": 3, "height": 2, "episodes": 1.3, "rsam": 2}
+    nrows = len(panels)
     fig = Figure(figsize=(12, 2.2 * nrows + 0.6))
-    axes = fig.subplots(nrows, 1, sharex=True, gridspec_kw={"height_ratios": ratios})
+    axes = fig.subplots(
+        nrows, 1, sharex=True, gridspec_kw={"height_ratios": [ratios[p] for p in panels]}
+    )
     ax: Axes = axes[0]
     shown = _decimate(frac[classes], max_points)
     for c in classes:
@@ -118,7 +137,10 @@ def plot_timeline(
         ax.broken_barh(
             blind, (0, 1), facecolors="0.88", lw=0, zorder=0, transform=ax.get_xaxis_transform()
         )
-    raster: Axes = axes[1]
+    if height_cols:
+        assert heights is not None
+        _height_panel(axes[1], heights, height_cols, unobservable, frac.index, max_points)
+    raster: Axes = axes[panels.index("episodes")]
     rows = [*classes, "unobservable"]
     for i, c in enumerate(rows):
         bars = (
@@ -132,37 +154,90 @@ def plot_timeline(
     raster.set_ylabel("episodes")
     if rsam is not None:
         r = rsam.copy()
-        r.index = _naive(r.index)
+        r.index = naive_utc_index(r.index)
         r = r[(r.index >= frac.index.min()) & (r.index <= frac.index.max())]
         r = _decimate(r.to_frame("rsam"), max_points)["rsam"]
-        axes[2].plot(r.index, r.to_numpy(), color="k", lw=0.5)
-        axes[2].set_yscale("log")
-        axes[2].set_ylabel("RSAM")
+        rax = axes[panels.index("rsam")]
+        rax.plot(r.index, r.to_numpy(), color="k", lw=0.5)
+        rax.set_yscale("log")
+        rax.set_ylabel("RSAM")
     axes[-1].set_xlabel("time (UTC)")
     if title:
         fig.suptitle(title)
     fig.autofmt_xdate()
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    log.debug("wrote %s", path)
-    return path
+    return fig
 
 
-def plot_xcorr(table: pd.DataFrame, path: str | Path, *, best_lag_s: float | None = None) -> Path:
-    """Correlation vs lag (hours; positive = seismic leads) with the surrogate 95 % band."""
-    from matplotlib.figure import Figure
+def _height_columns(heights: pd.DataFrame | None) -> dict[str, str]:
+    """Kind -> column to plot: metres when the camera has geometry, else the top row;
+    empty when no frame has a plume height at all (older stores, tiled cameras)."""
+    if heights is None:
+        return {}
+    metres = has_metres(heights)
+    cols = {k: height_column(k) if metres else top_row_column(k) for k in HEIGHT_KINDS}
+    cols = {k: c for k, c in cols.items() if c in heights}
+    if not cols or not np.isfinite(heights[list(cols.values())].to_numpy()).any():
+        return {}
+    return cols
 
+
+def _height_panel(
+    ax: Axes,
+    heights: pd.DataFrame,
+    cols: dict[str, str],
+    unobservable: np.ndarray,
+    index: pd.DatetimeIndex,
+    max_points: int,
+) -> None:
+    """Plume top per frame (block maxima when decimated), grey where nothing was seen."""
+    h = heights[list(cols.values())].copy()
+    h.index = naive_utc_index(h.index)
+    metres = all(c.startswith("height_m_") for c in cols.values())
+    shown = _decimate(h, max_points, how="max" if metres else "min")
+    for kind, col in cols.items():
+        style = {"lw": 0.4, "ls": ":"} if kind == "any_emission" else {"lw": 0.7}
+        color = class_color(kind) if kind != "any_emission" else (0.3, 0.3, 0.3)
+        ax.plot(shown.index, shown[col].to_numpy(), color=color, label=kind, marker=".",
+                ms=1.5, **style)  # fmt: skip
+    if metres:
+        ax.set_ylabel("plume top above vent (m)")
+    else:
+        ax.set_ylabel("plume top row (px)")
+        ax.invert_yaxis()  # row 0 is the top of the frame: higher plumes plot higher
+    ax.legend(loc="upper right", fontsize=7, ncol=len(cols))
+    blind = _bars(index, unobservable)
+    if blind:
+        ax.broken_barh(
+            blind, (0, 1), facecolors="0.88", lw=0, zorder=0, transform=ax.get_xaxis_transform()
+        )
+
+
+def plot_xcorr(
+    table: pd.DataFrame,
+    path: str | Path,
+    *,
+    best_lag_s: float | None = None,
+    refined_lag_s: float | None = None,
+) -> Path:
+    """Correlation vs lag (hours; positive = seismic leads) with the global 95 % band.
+
+    The band is the 95 % quantile of the surrogates' largest |r| over all lags: an r
+    outside it anywhere is significant at 5 % for the whole plot (a per-lag band is
+    crossed somewhere by chance in most records).
+    """
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
     hours = table["lag_s"].to_numpy() / 3600.0
-    if "r_surrogate_q95" in table:
-        q = table["r_surrogate_q95"].to_numpy()
-        ax.fill_between(hours, -q, q, color="0.85", label="95 % of surrogates (|r|)")
+    if "r_global_q95" in table:
+        q = float(table["r_global_q95"].iloc[0])
+        label = "95 % of surrogates' max |r| over lags"
+        ax.axhspan(-q, q, color="0.85", label=label, zorder=0)
     ax.plot(hours, table["r"].to_numpy(), color="k", lw=1, label="r")
     if best_lag_s is not None:
         ax.axvline(best_lag_s / 3600.0, color="tab:red", ls="--", lw=1, label="best lag")
+    if refined_lag_s is not None and refined_lag_s != best_lag_s:
+        ax.axvline(refined_lag_s / 3600.0, color="tab:orange", ls=":", lw=1, label="refined lag")
     ax.axhline(0, color="0.5", lw=0.5)
     ax.set_xlabel("lag (h), positive: seismic leads emissions")
     ax.set_ylabel("Pearson r")
@@ -175,8 +250,6 @@ def plot_xcorr(table: pd.DataFrame, path: str | Path, *, best_lag_s: float | Non
 
 def plot_epoch(table: pd.DataFrame, path: str | Path, *, label: str = "log10 RSAM") -> Path:
     """Superposed-epoch stack: mean and inter-quartile range around emission onsets."""
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
     hours = table["offset_s"].to_numpy() / 3600.0

@@ -3,59 +3,21 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
-import xarray as xr
-import yaml
 from click.testing import CliRunner
 
 from plumenet.cli import main
-from plumenet.science import activity
-from tests.science.test_activity import synthetic_camera
-
-CAMERA = "TST.01"
-
-
-def _make_store(tmp_path: Path, rng: np.random.Generator, days: int = 6) -> tuple[Path, xr.Dataset]:
-    """A store written with storage.store (the real schema) holding a synthetic camera."""
-    from plumenet.config import load_config
-    from storage import store
-
-    cfg_path = tmp_path / "cameras.yaml"
-    camera = {
-        "id": CAMERA,
-        "archive": str(tmp_path / "archive"),
-        "template": "{year}/{year}.{doy}.{HH}{MM}.jpg",
-        "cadence": "10min",
-        "grid_start": "2024-02-28",
-    }
-    cfg_path.write_text(yaml.safe_dump({"store": str(tmp_path / "p.zarr"), "cameras": [camera]}))
-    cfg = load_config(cfg_path)
-    ds, _ = synthetic_camera(rng, days=days, n_episodes=8, camera=CAMERA)
-    grid = store.ensure_camera(
-        cfg.store, cfg.camera(CAMERA), "2024-02-28", "2024-03-10", grid_shape=(2, 2)
-    )
-    slots = grid.slot_of(pd.DatetimeIndex(ds["time"].values).tz_localize("UTC"))
-    for unit in sorted({grid.unit_of_slot(int(k)) for k in slots}):
-        s0, s1 = grid.unit_range(unit)
-        arrays = store.unit_arrays(s1 - s0, (2, 2))
-        sel = (slots >= s0) & (slots < s1)
-        rows = slots[sel] - s0
-        for name in ("fraction", "status", "brightness"):
-            arrays[name][rows] = ds[name].values[sel]
-        arrays["model"][rows] = 0
-        store.write_unit(cfg.store, CAMERA, s0, s1, arrays)
-    store.consolidate(cfg.store)
-    return cfg_path, ds
+from plumenet.science import episodes as episodes_mod
+from plumenet.science import observability
+from tests.helpers.catalogue import CAMERA, make_store
 
 
 def test_catalogue_command_writes_tables_store_and_figure(tmp_path, rng):
-    from storage import store
+    from storage.reads import open_tree
 
-    cfg_path, ds = _make_store(tmp_path, rng)
+    cfg_path, ds = make_store(tmp_path, rng)
     out = tmp_path / "out"
     result = CliRunner().invoke(
         main, ["catalogue", "--config", str(cfg_path), "--out", str(out)], catch_exceptions=False
@@ -67,25 +29,25 @@ def test_catalogue_command_writes_tables_store_and_figure(tmp_path, rng):
         assert (cam_dir / f"{name}.csv").is_file()
     assert (cam_dir / "timeline.png").stat().st_size > 10_000
     episodes = pd.read_parquet(cam_dir / "episodes.parquet")
-    assert list(episodes.columns) == list(activity.EPISODE_COLUMNS)
-    expected = activity.find_episodes(ds, camera=CAMERA)
+    assert list(episodes.columns) == list(episodes_mod.EPISODE_COLUMNS)
+    expected = episodes_mod.find_episodes(ds, camera=CAMERA)
     pd.testing.assert_frame_equal(episodes, expected, check_dtype=False)
     csv = pd.read_csv(cam_dir / "episodes.csv")
     assert len(csv) == len(episodes)
     # The store's activity subgroup, readable as a DataTree (names do not clash with parents).
-    tree = store.open_tree(str(tmp_path / "p.zarr"))
+    tree = open_tree(str(tmp_path / "p.zarr"))
     act = tree[f"{CAMERA}/activity"].to_dataset(inherit=False)
     assert act.sizes["episode"] == len(episodes)
     assert act["episode_class"].values.tolist() == episodes["class"].tolist()
     daily = tree[f"{CAMERA}/activity/activity_1d"].to_dataset(inherit=False)
     assert daily.sizes["time_1d"] == 6
-    assert daily["observable_frames"].values.sum() == activity.observability(ds).values.sum()
+    assert daily["observable_frames"].values.sum() == observability.observability(ds).values.sum()
 
 
 def test_compare_command_recovers_lag(tmp_path, rng):
-    cfg_path, ds = _make_store(tmp_path, rng, days=6)
-    obs = activity.observability(ds).values
-    frac = activity.activity_fractions(ds, obs)["any_emission"]
+    cfg_path, ds = make_store(tmp_path, rng, days=6)
+    obs = observability.observability(ds).values
+    frac = observability.activity_fractions(ds, obs)["any_emission"]
     # RSAM that leads the emissions by 2 h: shift the (filled) activity back in time.
     lead = pd.Timedelta("2h")
     driver = frac.fillna(0.0).rolling(6, min_periods=1).mean()
@@ -96,7 +58,7 @@ def test_compare_command_recovers_lag(tmp_path, rng):
     pd.DataFrame({"time": rsam.index.strftime("%Y-%m-%dT%H:%M:%SZ"), "value": rsam.values}).to_csv(
         rsam_csv, index=False
     )
-    episodes = activity.find_episodes(ds, classes=["any_emission"])
+    episodes = episodes_mod.find_episodes(ds, classes=["any_emission"])
     events_csv = tmp_path / "events.csv"
     ev_times = (episodes["onset"] - pd.Timedelta("90min")).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     pd.DataFrame({"time": ev_times, "magnitude": 1.0}).to_csv(events_csv, index=False)
@@ -117,7 +79,7 @@ def test_compare_command_recovers_lag(tmp_path, rng):
 
 
 def test_cli_errors_are_one_line_exit_2(tmp_path, rng):
-    cfg_path, _ = _make_store(tmp_path, rng, days=1)
+    cfg_path, _ = make_store(tmp_path, rng, days=1)
     bad = tmp_path / "rsam.csv"
     bad.write_text("time,value\n2024-03-01T00:00:00Z,1\n2024-03-01T00:10:00Z,x\n")
     runner = CliRunner()
@@ -150,14 +112,111 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, rng):
     assert "on threshold 0.01 is below off threshold 0.05" in result.output
 
 
-def test_catalogue_without_episodes_still_writes(tmp_path, rng):
-    """A quiet camera gives empty tables, not an error."""
-    from plumenet.science.activity import run_catalogue
+def _write_mseed(path, ds, rng, lead: pd.Timedelta) -> None:
+    """Two channels at 10 Hz; the HHZ amplitude follows the emissions, ``lead`` earlier."""
+    from obspy import Stream, Trace, UTCDateTime
 
-    cfg_path, _ = _make_store(tmp_path, rng, days=1)
-    paths = run_catalogue(cfg_path, out=tmp_path / "out", on=0.99, off=0.98, figures=False)
-    episodes = pd.read_parquet(paths[CAMERA]["episodes_parquet"])
-    assert episodes.empty
-    assert list(episodes.columns) == list(activity.EPISODE_COLUMNS)
-    with pytest.raises(ValueError, match=r"unknown catalogue parameter\(s\) \['bogus'\]"):
-        run_catalogue(cfg_path, out=tmp_path / "out", bogus=1)
+    obs = observability.observability(ds).values
+    frac = observability.activity_fractions(ds, obs)["any_emission"]
+    driver = frac.fillna(0.0).rolling(5, min_periods=1, center=True).mean()
+    fs = 10.0
+    t0 = pd.Timestamp(ds["time"].values[0])
+    n = int((pd.Timestamp(ds["time"].values[-1]) - t0).total_seconds() * fs)
+    seconds = np.arange(n) / fs
+    frame_s = (driver.index - t0).total_seconds().to_numpy() - lead.total_seconds()
+    envelope = 1.0 + 40.0 * np.interp(seconds, frame_s, driver.to_numpy())
+    traces = []
+    for cha, env in (("HHZ", envelope), ("HHE", np.ones(n))):
+        data = (env * rng.standard_normal(n)).astype(np.float32)
+        stats = {"network": "XX", "station": "VOL", "channel": cha, "sampling_rate": fs,
+                 "starttime": UTCDateTime(t0.isoformat() + "Z")}  # fmt: skip
+        traces.append(Trace(data=data, header=stats))
+    Stream(traces).write(str(path), format="MSEED", encoding="FLOAT32")
+
+
+def test_compare_command_freq_and_miniseed_options(tmp_path, rng):
+    cfg_path, ds = make_store(tmp_path, rng, days=3)
+    mseed = tmp_path / "wave.mseed"
+    _write_mseed(mseed, ds, rng, pd.Timedelta("30min"))
+    out = tmp_path / "cmp"
+    args = ["compare", "--config", str(cfg_path), "--camera", CAMERA, "--rsam", str(mseed)]
+    args += ["--out", str(out), "--max-lag", "6h", "--surrogates", "49", "--freq", "10min"]
+    runner = CliRunner()
+    result = runner.invoke(main, args)
+    assert result.exit_code == 2
+    assert "holds 2 channels (XX.VOL..HHE, XX.VOL..HHZ); choose one with seed_id" in result.output
+    opts = ["--seed-id", "XX.VOL..HHZ", "--freqmin", "1", "--freqmax", "4"]
+    opts += ["--rsam-window", "10min"]
+    result = runner.invoke(main, [*args, *opts], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "comparison.json").read_text())
+    assert report["activity_bins"] == "10min"
+    assert report["xcorr"]["bin_s"] == 600
+    assert report["rsam_options"] == {
+        "seed_id": "XX.VOL..HHZ", "freqmin": 1.0, "freqmax": 4.0, "window": "10min"
+    }  # fmt: skip
+    assert abs(report["xcorr"]["best_lag_s"] - 1800) <= 600, report["xcorr"]
+    assert report["xcorr"]["p_value"] <= 0.05
+    assert "detrend" in report["xcorr"]["preprocessing"]
+    assert "(positive: seismic leads)" in result.output and "±" in result.output
+    assert "daily cycle removed:" in result.output
+    csv = tmp_path / "r.csv"
+    csv.write_text("time,value\n2024-03-01T00:00:00Z,1\n")
+    bad = ["compare", "--config", str(cfg_path), "--camera", CAMERA, "--rsam", str(csv)]
+    result = runner.invoke(main, [*bad, "--seed-id", "XX.VOL..HHZ"])
+    assert result.exit_code == 2
+    assert "miniSEED options ['seed_id'] apply only to miniSEED input" in result.output
+    result = runner.invoke(main, [*bad, "--freq", "often"])
+    assert result.exit_code == 2
+    assert "--freq 'often' is not a duration" in result.output
+
+
+def test_catalogue_command_max_blind_and_baseline(tmp_path, rng):
+    cfg_path, ds = make_store(tmp_path, rng, days=3)
+    out = tmp_path / "out"
+    args = ["catalogue", "--config", str(cfg_path), "--out", str(out), "--no-store"]
+    args += ["--max-blind", "none", "--baseline", "0.25", "--land-drop", "0.4"]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    episodes = pd.read_parquet(out / CAMERA / "episodes.parquet")
+    expected = episodes_mod.find_episodes(
+        ds, camera=CAMERA, max_blind=None, baseline=0.25, land_drop=0.4
+    )
+    pd.testing.assert_frame_equal(episodes, expected, check_dtype=False)
+    default = episodes_mod.find_episodes(ds, camera=CAMERA)
+    assert len(default) >= len(expected)  # nights and long clouds now end episodes
+    result = CliRunner().invoke(main, [*args[:6], "--max-blind", "5 fortnights"])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and result.output.count("\n") == 1
+
+
+def test_compare_command_series_height(tmp_path, rng):
+    """`--series height` correlates the plume height; without metres it is one error line."""
+    from plumenet.science.activity import bin_activity
+
+    cfg_path, ds = make_store(tmp_path, rng, days=4)
+    height = bin_activity(ds, "1h")["height_max_m"].sel({"class": "any_emission"}).to_series()
+    lead = pd.Timedelta("1h")
+    rsam = np.exp(height.fillna(0.0) / 500.0) * (1 + 0.05 * rng.random(height.size))
+    rsam_csv = tmp_path / "rsam.csv"
+    times = (height.index - lead).strftime("%Y-%m-%dT%H:%M:%SZ")
+    pd.DataFrame({"time": times, "value": rsam.to_numpy()}).to_csv(rsam_csv, index=False)
+    out = tmp_path / "cmp"
+    args = ["compare", "--config", str(cfg_path), "--camera", CAMERA, "--rsam", str(rsam_csv)]
+    args += ["--out", str(out), "--max-lag", "12h", "--surrogates", "99"]
+    result = CliRunner().invoke(main, [*args, "--series", "height"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert f"{CAMERA} (height): best lag" in result.output
+    report = json.loads((out / "comparison.json").read_text())
+    assert report["settings"]["activity"] == "height_max_m_any_emission"
+    assert report["xcorr"]["best_lag_s"] == 3600
+    result = CliRunner().invoke(main, [*args, "--series", "depth"])
+    assert result.exit_code == 2 and "'depth' is not one of 'share', 'height'" in result.output
+    no_metres = tmp_path / "px"
+    no_metres.mkdir()
+    cfg_px, _ = make_store(no_metres, rng, days=2, metres=False)
+    args[2] = str(cfg_px)
+    result = CliRunner().invoke(main, [*args, "--series", "height"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: camera 'TST.01' has no plume heights")
