@@ -33,7 +33,7 @@ import yaml
 
 
 def _save_random_model(name: str, root: Path) -> str:
-    from plumenet.model.network import build_model
+    from plumenet.model.registry import build_model
     from plumenet.model.weights import save_model
 
     out = root / f"model-{name}"

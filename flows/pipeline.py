@@ -1,56 +1,122 @@
-"""Backfill and nightly flows: list -> cover -> plan -> one task per unit on Dask -> consolidate.
+"""Backfill and nightly flows: cover -> plan a window -> dispatch a bounded number of units on
+Dask (planning the next window meanwhile) -> consolidate.
 
-Thin by design: the steps are plain functions in ``plumenet.jobs.backfill`` and
-``plumenet.jobs.workunit``; this module only wires them into Prefect and Dask.
+Thin by design: the steps are plain functions in ``plumenet.jobs`` (``backfill`` plans,
+``cluster`` says where units run, ``workunit`` is what a worker runs); this module only wires
+them into Prefect and Dask.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
-import os
+import queue
+import sys
+import threading
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
+from datetime import timedelta
 from typing import Any
 
-from prefect import flow, task
+import dask
+import pandas as pd
+from prefect import Task, flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import as_completed
 from prefect.tasks import exponential_backoff
+from prefect_dask import DaskTaskRunner
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
-from plumenet.jobs.backfill import BackfillPlan, BackfillReport, check_cluster, plan_backfill
+from flows.parameters import (
+    BatchSize,
+    Cameras,
+    Cluster,
+    Duration,
+    OptionalDuration,
+    TimeBound,
+    duration_text,
+)
+from flows.runtime import forward_project_logs, unit_timeout_s
+from plumenet.config import ClusterConfig, Config, load_config
+from plumenet.jobs.backfill import (
+    BackfillPlan,
+    BackfillReport,
+    Window,
+    finish_backfill,
+    iter_windows,
+    lookback_range,
+    prepare_backfill,
+)
+from plumenet.jobs.cluster import (
+    in_flight_bound,
+    local_cluster_kwargs,
+    resolve_cluster,
+    scheduler_address,
+    wants_gpu,
+)
+from plumenet.jobs.lease import driver_lease
+from plumenet.jobs.preflight import preflight
 from plumenet.jobs.workunit import THREADS_ENV, UnitJob, UnitSummary, run_unit
+from plumenet.timeutil import parse_end, parse_start
 
 logger = logging.getLogger(__name__)
 
-#: Worker-process settings for the default local cluster.
-LOCAL_THREADS_PER_WORKER = 1
+#: Work units one GPU worker runs at once (threads sharing one model; docs/deploy.md).
+UNITS_PER_GPU = 3
+
+#: Seconds between progress log lines when there is no terminal for a bar.
+PROGRESS_LOG_EVERY_S = 60.0
 
 
-def make_task_runner(cluster: str | None) -> Any:
-    """A DaskTaskRunner for ``local`` (default), ``local-cuda`` or a scheduler address."""
-    from prefect_dask import DaskTaskRunner
+def local_cuda_kwargs(spec: ClusterConfig) -> dict[str, Any]:
+    """``LocalCUDACluster`` arguments: one worker per GPU, running several units at once.
 
-    cluster = check_cluster(cluster)
-    if cluster == "local":
-        n_cpu = os.cpu_count() or 1
-        n_workers = max(1, min(4, n_cpu // 4))
+    Each unit asks for ``GPU=1``; a GPU worker offers ``UNITS_PER_GPU`` of it (or
+    ``threads_per_worker``) and as many threads, so units that share the worker's one
+    model overlap one unit's listing, first fetch and write with another's inference.
+    """
+    units = spec.threads_per_worker or UNITS_PER_GPU
+    kwargs: dict[str, Any] = {
+        "resources": {"GPU": units},
+        "threads_per_worker": units,
+        "dashboard_address": None,
+    }
+    if spec.workers:
+        kwargs["n_workers"] = spec.workers
+    if spec.memory_limit:
+        kwargs["memory_limit"] = spec.memory_limit
+    return kwargs
+
+
+def make_task_runner(spec: ClusterConfig) -> DaskTaskRunner:
+    """A DaskTaskRunner for any of the ways :class:`ClusterConfig` reaches workers."""
+    adapt = spec.adapt.model_dump() if spec.adapt else None
+    if spec.kind == "local":
+        kwargs = local_cluster_kwargs(spec, THREADS_ENV)
         return DaskTaskRunner(
-            cluster_class="distributed.LocalCluster",
-            cluster_kwargs={
-                "n_workers": n_workers,
-                "threads_per_worker": LOCAL_THREADS_PER_WORKER,
-                "processes": True,
-                "dashboard_address": None,
-                "env": {THREADS_ENV: str(max(1, n_cpu // n_workers))},
-            },
+            cluster_class="distributed.LocalCluster", cluster_kwargs=kwargs, adapt_kwargs=adapt
         )
-    if cluster == "local-cuda":
+    if spec.kind == "local-cuda":
         return DaskTaskRunner(
-            cluster_class="dask_cuda.LocalCUDACluster",
-            cluster_kwargs={"resources": {"GPU": 1}, "dashboard_address": None},
+            cluster_class="dask_cuda.LocalCUDACluster", cluster_kwargs=local_cuda_kwargs(spec)
         )
-    return DaskTaskRunner(address=cluster)
+    if spec.kind == "cluster_class":
+        return DaskTaskRunner(
+            cluster_class=spec.cluster_class,
+            cluster_kwargs=dict(spec.cluster_kwargs),
+            adapt_kwargs=adapt,
+        )
+    if spec.kind == "scheduler_file":
+        return DaskTaskRunner(address=scheduler_address(spec))
+    return DaskTaskRunner(address=spec.address)
 
 
 @task(
@@ -63,29 +129,73 @@ def make_task_runner(cluster: str | None) -> Any:
 )
 def process_unit(unit: Any, job: UnitJob) -> UnitSummary:
     """One Prefect task per work unit (never per frame): runs on a Dask worker."""
+    forward_project_logs()  # this worker process's own project log lines reach the run too
     return run_unit(unit, job)
 
 
-def _gpu_annotation(cluster: str | None) -> AbstractContextManager[Any]:
-    if cluster == "local-cuda":
-        import dask
+def _workers(runner: DaskTaskRunner) -> tuple[int, list[dict[str, float]]]:
+    """Worker threads in total and each worker's resources, as the scheduler sees them now."""
+    workers = runner.client.scheduler_info(n_workers=-1).get("workers", {}).values()
+    return sum(int(w.get("nthreads", 1)) for w in workers), [
+        dict(w.get("resources") or {}) for w in workers
+    ]
 
-        return dask.annotate(resources={"GPU": 1})
-    return nullcontext()
+
+class _Ahead:
+    """Runs an iterator in a thread, ``depth`` items ahead of the consumer (errors re-raised)."""
+
+    _END = object()
+
+    def __init__(self, items: Iterable[Any], depth: int = 1) -> None:
+        self._items = items
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        # the flow run's context goes along, so the planner's log lines reach the run's logs
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._run,), name="plan-ahead", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for item in self._items:
+                if not self._put(("item", item)):
+                    return
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer
+            self._put(("error", err))
+            return
+        self._put(("end", None))
+
+    def _put(self, entry: tuple[str, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(entry, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            kind, value = self._queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+def _gpu_annotation(gpu: bool) -> AbstractContextManager[Any]:
+    return dask.annotate(resources={"GPU": 1}) if gpu else nullcontext()
 
 
 def _progress(enabled: bool, total_units: int) -> Any:
     if not enabled:
         return None
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -100,35 +210,95 @@ def _progress(enabled: bool, total_units: int) -> Any:
     return progress
 
 
-def run_units(plan: BackfillPlan, cluster: str | None = None, progress: bool = False) -> Any:
-    """Dispatch every planned unit as one task on Dask; collect small summaries as they finish.
+class _Dispatch:
+    """Submitted units not yet finished, at most ``bound`` of them; results go to the report."""
 
-    The task runner is entered here rather than fixed on the flow so that one flow serves a
-    local cluster, a local GPU cluster and an existing scheduler alike.
+    def __init__(self, runner: Any, task_fn: Task[..., Any], report: BackfillReport) -> None:
+        self.runner, self.task_fn, self.report = runner, task_fn, report
+        self.where: dict[Any, tuple[str, int]] = {}
+        self.finished: queue.Queue[Any] = queue.Queue()
+
+    def submit(self, unit: Any, job: UnitJob) -> None:
+        future = self.runner.submit(self.task_fn, {"unit": unit, "job": job})
+        self.where[future.task_run_id] = (unit.camera, unit.unit)
+        future.add_done_callback(self.finished.put)
+
+    def collect_one(self) -> None:
+        future = self.finished.get()
+        camera, unit = self.where.pop(future.task_run_id)
+        try:
+            self.report.add(future.result())
+        except Exception as err:  # noqa: BLE001 - the run goes on; the unit is reported
+            error = f"{type(err).__name__}: {err}".splitlines()[0]
+            self.report.failed.append((camera, unit, error))
+            logger.error("unit %s/%s failed after retries: %s", camera, unit, error)
+
+    def __len__(self) -> int:
+        return len(self.where)
+
+
+def run_units(
+    config: Config,
+    plan: BackfillPlan,
+    spec: ClusterConfig,
+    progress: bool = False,
+    task_fn: Task[..., Any] = process_unit,
+    windows: Iterable[Window] | None = None,
+) -> BackfillReport:
+    """Plan window by window (one window ahead, in a thread) and keep at most the cluster's
+    in-flight bound of units submitted; collect small summaries as they finish.
+
+    The task runner is entered here rather than fixed on the flow so that one flow serves
+    every kind of cluster.
     """
     report = BackfillReport(plan=plan)
-    pairs = plan.units
     started = time.perf_counter()
-    bar = _progress(progress, len(pairs))
+    bar = _progress(progress, plan.units_in_range)
+
+    logged = {"at": started, "units": 0}
+
+    def tick(done: int) -> None:
+        if not done:
+            return
+        elapsed = time.perf_counter() - started
+        rate = f"{report.frames / elapsed:.1f}" if elapsed > 0 else "-"
+        logged["units"] += done
+        if bar is not None:
+            bar.update(bar.task_ids[0], advance=done, frames=report.frames, rate=rate)
+        elif time.perf_counter() - logged["at"] >= PROGRESS_LOG_EVERY_S:
+            # no terminal (cron, Docker, a Prefect worker): a line now and then instead
+            logged["at"] = time.perf_counter()
+            logger.info(
+                "progress: %d/%d units, %d frames, %s frames/s, %.0f s elapsed",
+                logged["units"], plan.units_in_range, report.frames, rate, elapsed,
+                extra={"notice": True},  # shown on the console without -v
+            )  # fmt: skip
+
+    ahead = _Ahead(windows if windows is not None else iter_windows(config, plan))
     try:
-        with make_task_runner(cluster) as runner, _gpu_annotation(cluster):
-            futures = [runner.submit(process_unit, {"unit": u, "job": j}) for u, j in pairs]
-            where = {
-                f.task_run_id: (u.camera, u.unit) for f, (u, _) in zip(futures, pairs, strict=True)
-            }
-            for future in as_completed(futures):
-                camera, unit = where[future.task_run_id]
-                try:
-                    report.summaries.append(future.result())
-                except Exception as err:  # noqa: BLE001 - the run goes on; the unit is reported
-                    error = f"{type(err).__name__}: {err}".splitlines()[0]
-                    report.failed.append((camera, unit, error))
-                    logger.error("unit %s/%s failed after retries: %s", camera, unit, error)
-                if bar is not None:
-                    elapsed = time.perf_counter() - started
-                    rate = f"{report.frames / elapsed:.1f}" if elapsed > 0 else "-"
-                    bar.update(bar.task_ids[0], advance=1, frames=report.frames, rate=rate)
+        with make_task_runner(spec) as runner:
+            threads, resources = _workers(runner)  # the client (and cluster) start here
+            report.cluster_start_s = time.perf_counter() - started
+            bound = in_flight_bound(spec, threads)
+            report.max_in_flight = bound
+            dispatch = _Dispatch(runner, task_fn, report)
+            try:
+                with _gpu_annotation(wants_gpu(spec, resources)):
+                    for window in ahead:
+                        tick(window.done)
+                        for unit in window.units:
+                            while len(dispatch) >= bound:
+                                dispatch.collect_one()
+                                tick(1)
+                            dispatch.submit(unit, window.camera.job)
+                            if report.first_dispatch_s is None:
+                                report.first_dispatch_s = time.perf_counter() - started
+            finally:
+                while len(dispatch):  # a planning error still lets submitted units finish
+                    dispatch.collect_one()
+                    tick(1)
     finally:
+        ahead.close()
         if bar is not None:
             bar.stop()
     report.wall_s = time.perf_counter() - started
@@ -147,38 +317,63 @@ def _publish(report: BackfillReport) -> None:
 @flow(name="backfill", log_prints=False)
 def backfill(
     config: str,
-    start: str,
-    end: str,
-    cameras: list[str] | None = None,
+    start: TimeBound,
+    end: TimeBound,
+    cameras: Cameras = None,
     overwrite: bool = False,
-    cluster: str | None = None,
-    progress: bool = False,
-    batch_size: int = 16,
+    cluster: Cluster = None,
+    batch_size: BatchSize = 16,
     device: str | None = None,
+    window: OptionalDuration = None,
 ) -> dict[str, Any]:
-    """Segment every frame of ``cameras`` in [start, end) that the store does not hold yet."""
-    from plumenet.config import load_config
-    from plumenet.timeutil import parse_end, parse_start
-    from storage.store import consolidate
+    """Segment every frame of ``cameras`` in [start, end) that the store does not hold yet.
 
-    check_cluster(cluster)
+    A progress bar when stderr is a terminal, a log line a minute otherwise; each unit is a
+    task with retries and, when ``PLUMENET_UNIT_TIMEOUT_S`` is set, a timeout.
+
+    Args:
+        config: Path of cameras.yaml (relative to the working directory).
+        start: First time processed (inclusive): a UTC date or an ISO timestamp.
+        end: End of the range (exclusive); a date includes that whole day, an ISO timestamp
+            is exact (no offset = UTC).
+        cameras: Camera ids to process (default: every camera of the config).
+        overwrite: Recompute units already in the store.
+        cluster: Where units run: local, local-cuda, a scheduler address (tcp://host:8786),
+            a scheduler file or a whole `cluster:` section (default: the config's).
+        batch_size: Frames per model batch.
+        device: Torch device: cpu, cuda, cuda:1 ... (default: auto).
+        window: Time planned per step and camera, ISO 8601 (P31D) or 31D (default 31 days).
+    """
+    forward_project_logs()
+    progress = sys.stderr.isatty()
+    task_fn = process_unit.with_options(timeout_seconds=unit_timeout_s())
     cfg = load_config(config)
+    spec = resolve_cluster(cfg.cluster, cluster)
     t_start, t_end = parse_start(start), parse_end(end)
-    plan = plan_backfill(
-        cfg,
-        t_start,
-        t_end,
-        cameras=cameras,
-        overwrite=overwrite,
-        device=device,
-        batch_size=batch_size,
-    )
-    if plan.units:
-        report = run_units(plan, cluster, progress)
-    else:
-        logger.info("nothing to do: every frame in range is already in the store")
-        report = BackfillReport(plan=plan)
-    consolidate(cfg.store, storage_options=cfg.storage_options)
+    # deployments have no CLI in front: what the user can fix fails before the lease is written
+    preflight(cfg, t_start, t_end, cameras, batch_size=batch_size, device=device)
+    # the store lease (held, renewed, released) covers every change this run makes
+    with driver_lease(cfg, "backfill"):
+        plan = prepare_backfill(
+            cfg,
+            t_start,
+            t_end,
+            cameras=cameras,
+            overwrite=overwrite,
+            device=device,
+            batch_size=batch_size,
+            window=duration_text(window),
+        )
+        if plan.units_in_range:
+            report = run_units(cfg, plan, spec, progress, task_fn=task_fn)
+        else:
+            report = BackfillReport(plan=plan)
+        if not report.units_run and not report.failed:
+            logger.info(
+                "nothing to do: every frame in range is already in the store",
+                extra={"notice": True},
+            )
+        finish_backfill(cfg)
     _publish(report)
     return report.as_dict()
 
@@ -186,20 +381,32 @@ def backfill(
 @flow(name="nightly")
 def nightly(
     config: str,
-    lookback: str = "2D",
-    cluster: str | None = None,
-    progress: bool = False,
+    lookback: Duration = timedelta(days=2),
+    cameras: Cameras = None,
+    cluster: Cluster = None,
+    batch_size: BatchSize = 16,
+    device: str | None = None,
 ) -> dict[str, Any]:
-    """Backfill the last ``lookback`` up to now: late uploads are picked up, done slots skipped."""
-    import pandas as pd
+    """Backfill the last ``lookback`` up to now: late uploads are picked up, done slots skipped.
 
-    from plumenet.jobs.backfill import lookback_range
-
-    start, now = lookback_range(lookback, pd.Timestamp.now(tz="UTC"))
+    Args:
+        config: Path of cameras.yaml (relative to the working directory).
+        lookback: How far back from now to look (from that day's midnight UTC): ISO 8601
+            (P2D, PT36H) or 2D, 36h.
+        cameras: Camera ids to process (default: every camera of the config).
+        cluster: Where units run: local, local-cuda, a scheduler address (tcp://host:8786),
+            a scheduler file or a whole `cluster:` section (default: the config's).
+        batch_size: Frames per model batch.
+        device: Torch device: cpu, cuda, cuda:1 ... (default: auto).
+    """
+    forward_project_logs()
+    start, now = lookback_range(duration_text(lookback), pd.Timestamp.now(tz="UTC"))
     return backfill(
         config,
         start.isoformat(),
         now.isoformat(),
+        cameras=cameras,
         cluster=cluster,
-        progress=progress,
+        batch_size=batch_size,
+        device=device,
     )

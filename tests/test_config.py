@@ -54,8 +54,10 @@ def test_good_config_resolves_relative_paths(tmp_path):
     assert cam.roi == str(tmp_path / "masks" / "wiz.png")
     assert cam.grid_start_ts == pd.Timestamp("2000-01-01", tz="UTC")
     assert cam.cadence_td == pd.Timedelta("10min")
-    assert cam.chunk_td == pd.Timedelta("1D")
-    assert config.model == "demo"
+    assert cam.chunk_td == pd.Timedelta("7D")  # the unit from the cadence: 1,008 slots
+    assert config.model is None  # no silent demo model: segmenting asks for `model:`
+    with pytest.raises(ConfigError, match=r"no `model:` — .*`model: demo` for the bundled demo"):
+        config.segmentation_model()
 
 
 def test_remote_paths_kept(tmp_path):

@@ -18,6 +18,47 @@ import click
 from plumenet.errors import PlumenetError
 
 
+def _user_error_names() -> set[str]:
+    names, todo = set(), [PlumenetError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return names
+
+
+class UserErrorTracebackFilter(logging.Filter):
+    """Drops Prefect's console records of a run that ended in a :class:`PlumenetError`.
+
+    The CLI prints that error as its one ``error:`` line; the records still reach the
+    Prefect API (the UI shows them), and ``-v`` brings them back to the console.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, PlumenetError):
+            return False
+        if record.levelno >= logging.ERROR and "in state Failed" in record.getMessage():
+            message = record.getMessage()
+            return not any(f"{name}:" in message or f"{name}(" in message
+                           for name in _user_error_names())  # fmt: skip
+        return True
+
+
+def hide_user_error_tracebacks() -> None:
+    """Install :class:`UserErrorTracebackFilter` on Prefect's console handlers (not with -v).
+
+    Called by commands after they import Prefect, whose logging is set up on import.
+    """
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.find_root().params.get("verbose", 0) > 0:
+        return
+    for name in ("", "prefect", "prefect.flow_runs", "prefect.task_runs"):
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, UserErrorTracebackFilter) for f in handler.filters):
+                handler.addFilter(UserErrorTracebackFilter())
+
+
 class _Group(click.Group):
     """Turns user-caused errors into one line on stderr and exit code 2."""
 
@@ -46,9 +87,23 @@ def main(verbose: int) -> None:
         # (the UI shows them) and -v brings them back here.
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     handler = logging.StreamHandler()
-    handler.setLevel(level)  # libraries that log INFO on their own loggers stay quiet
+    # libraries that log INFO on their own loggers stay quiet; notices always show
+    handler.addFilter(NoticeOrLevel(level))
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler])
+
+
+class NoticeOrLevel(logging.Filter):
+    """Records at ``level`` and above, plus INFO records marked ``extra={"notice": True}``
+    (progress lines without a terminal, "nothing to do"): what cron and Docker logs must
+    show without ``-v``."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= self.level or bool(getattr(record, "notice", False))
 
 
 def _register() -> None:

@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from plumenet.cli.options import config_option
+from plumenet.cli.progress import progress
+
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
@@ -26,6 +29,22 @@ def _parse_layers(value: str | None) -> list[int] | None:
         raise click.BadParameter(
             f"{value!r} is not a comma-separated list of layer numbers (e.g. 4,8,12 or -1)",
             param_hint="--layers",
+        ) from None
+
+
+def _parse_layer_weights(value: str | None) -> str | list[float] | None:
+    """``rms`` | ``depth`` | comma-separated numbers (one per layer) -> fit_padim's option."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip().lower()
+    if text in ("rms", "depth"):
+        return text
+    try:
+        return [float(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is neither rms, depth nor comma-separated numbers (e.g. 1,2,3)",
+            param_hint="--layer-weights",
         ) from None
 
 
@@ -68,37 +87,16 @@ def _read_batches(
     skipped: list[str],
 ) -> Iterator[tuple[list[int], np.ndarray]]:
     """(row positions, uint8 N x S x S x 3) per batch; unreadable frames go to ``skipped``."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import fsspec
-    import numpy as np
-
-    from plumenet.errors import UnreadableImageError
-    from plumenet.inference.decode import load_frame
+    from plumenet.jobs.frames import decoded_batches
 
     paths = df["path"].astype(str).tolist()
-    fs, _ = fsspec.core.url_to_fs(paths[0], **storage_options)
+    return decoded_batches(paths, size, storage_options, batch_size, skipped)
 
-    def read(path: str) -> np.ndarray | str:
-        try:
-            return load_frame(fs.cat_file(path), size, source=path)
-        except UnreadableImageError as err:
-            return str(err)
-        except FileNotFoundError:
-            return f"{path}: file vanished since listing"
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        for start in range(0, len(paths), batch_size):
-            rows, frames = [], []
-            chunk = paths[start : start + batch_size]
-            for offset, result in enumerate(pool.map(read, chunk)):
-                if isinstance(result, str):
-                    skipped.append(result)
-                    continue
-                rows.append(start + offset)
-                frames.append(result)
-            if frames:
-                yield rows, np.stack(frames)
+def _counted(frames: np.ndarray, rows: list[int], advance: Any) -> np.ndarray:
+    """``frames``, after counting ``rows`` as done (progress of a lazy batch stream)."""
+    advance(len(rows))
+    return frames
 
 
 def _report_skipped(skipped: list[str]) -> None:
@@ -112,7 +110,7 @@ def anomaly_group() -> None:
 
 
 @anomaly_group.command("fit")
-@click.option("--config", "config", required=True, type=click.Path(dir_okay=False))
+@config_option()
 @click.option("--camera", required=True, help="Camera id in the config.")
 @click.option("--start", required=True, help="Start of the baseline period (UTC, inclusive).")
 @click.option("--end", required=True, help="End of the baseline (date = whole day included).")
@@ -130,6 +128,34 @@ def anomaly_group() -> None:
     show_default=True,
     help="One Gaussian over all layers, or one per layer with weighted distances.",
 )
+@click.option(
+    "--distance",
+    type=click.Choice(["mahalanobis", "nlml"]),
+    default="mahalanobis",
+    show_default=True,
+    help="Patch score: Mahalanobis distance, or negative log-likelihood (NLML; with "
+    "--mode weighted: wNLML).",
+)
+@click.option(
+    "--image-score",
+    "reduction",
+    type=click.Choice(["blur", "max"]),
+    default="blur",
+    show_default=True,
+    help="Frame score: max of the upsampled, Gaussian-blurred patch map (published PaDiM), "
+    "or the raw largest patch score.",
+)
+@click.option(
+    "--blur-sigma",
+    default=4.0,
+    show_default=True,
+    help="Gaussian sigma in input pixels for --image-score blur.",
+)
+@click.option(
+    "--layer-weights",
+    help="With --mode weighted: rms (equal contributions on the baseline; default), depth "
+    "(deeper layers more, after Popescu et al.) or one number per layer, e.g. 1,2,3.",
+)
 @click.option("--seed", default=0, show_default=True, help="Seed of the channel subset.")
 @click.option(
     "--max-frames",
@@ -138,7 +164,7 @@ def anomaly_group() -> None:
     help="Use at most this many baseline frames, evenly spread (0 = all).",
 )
 @click.option("--batch-size", default=16, show_default=True)
-@click.option("--model", "weights", help="Segmentation model weights (default: config `model`).")
+@click.option("--weights", "weights", help="Segmentation model (default: the config's `model`).")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto).")
 def fit_command(
     config: str,
@@ -149,6 +175,10 @@ def fit_command(
     layers: str | None,
     channels: int,
     mode: str,
+    distance: str,
+    reduction: str,
+    blur_sigma: float,
+    layer_weights: str | None,
     seed: int,
     max_frames: int,
     batch_size: int,
@@ -156,7 +186,8 @@ def fit_command(
     device: str | None,
 ) -> None:
     """Fit a camera's anomaly model on a baseline period of normal (quiet) frames."""
-    from plumenet.anomaly.padim import fit_padim, save_padim
+    from plumenet.anomaly.files import save_padim
+    from plumenet.anomaly.fit import fit_padim
     from plumenet.errors import ConfigError
     from plumenet.model.weights import load_model
 
@@ -168,34 +199,59 @@ def fit_command(
             "for the camera in the config"
         )
     layer_list = _parse_layers(layers)
+    weight_option = _parse_layer_weights(layer_weights)
+    if weight_option is not None and mode != "weighted":
+        raise click.BadParameter(
+            "layer weights combine one Gaussian per layer: add --mode weighted",
+            param_hint="--layer-weights",
+        )
     df = _subsample(_manifest(cfg, cam, start, end), max_frames)
-    loaded = load_model(weights or cfg.model, device=device)
+    loaded = load_model(weights or cfg.segmentation_model(), device=device)
     skipped: list[str] = []
-    batches = (
-        frames
-        for _, frames in _read_batches(
-            df, loaded.input_size, cfg.storage_options, batch_size, skipped
+    with progress(len(df), f"anomaly fit {cam.id}") as advance:
+        batches = (
+            _counted(frames, rows, advance)
+            for rows, frames in _read_batches(
+                df, loaded.input_size, cfg.storage_options, batch_size, skipped
+            )
         )
-    )
-    try:
-        padim = fit_padim(
-            loaded, batches, layers=layer_list, n_channels=channels, seed=seed, mode=mode
-        )
-    except ValueError as err:
-        raise ConfigError(f"camera {cam.id!r}: cannot fit the anomaly model: {err}") from err
+        try:
+            padim = fit_padim(
+                loaded,
+                batches,
+                layers=layer_list,
+                n_channels=channels,
+                seed=seed,
+                mode=mode,
+                distance=distance,
+                reduction=reduction,
+                sigma=blur_sigma,
+                layer_weights=weight_option,
+            )
+        except ValueError as err:
+            raise ConfigError(f"camera {cam.id!r}: cannot fit the anomaly model: {err}") from err
     path = save_padim(padim, target)
     _report_skipped(skipped)
     click.echo(
         f"anomaly model for {cam.id} fitted on {padim.n_samples} frames "
         f"(layers {','.join(map(str, padim.layers))}, {padim.n_channels} channels, "
-        f"{padim.mode}) -> {path}"
+        f"{padim.mode}, {padim.distance}, image score {padim.reduction}"
+        f"{_weights_note(padim)}) -> {path}"
     )
     if loaded.is_demo:
         click.echo("note: made with the bundled demo model (synthetic scenes) - demo/test only")
 
 
+def _weights_note(padim: Any) -> str:
+    if padim.mode != "weighted":
+        return ""
+    values = ",".join(f"{w:.3f}" for w in padim.weights.tolist())
+    return f", layer weights {values}"
+
+
 def _scorer(model_dir: str, weights: str | None, device: str | None) -> Any:
-    from plumenet.anomaly.padim import AnomalyScorer, load_padim
+    from plumenet.anomaly.files import load_padim
+    from plumenet.anomaly.scorer import AnomalyScorer
     from plumenet.model.weights import load_model
 
     padim = load_padim(model_dir)
@@ -259,7 +315,7 @@ def _read_truth(path: str) -> pd.DataFrame:
     type=click.Path(file_okay=False),
     help="Anomaly model (default: the camera's `anomaly_model`).",
 )
-@click.option("--config", "config", required=True, type=click.Path(dir_okay=False))
+@config_option()
 @click.option("--camera", required=True)
 @click.option("--start", required=True)
 @click.option("--end", required=True)
@@ -281,7 +337,7 @@ def _read_truth(path: str) -> pd.DataFrame:
     show_default=True,
     help="Largest time difference when matching the truth on time.",
 )
-@click.option("--weights", help="Segmentation model (default: the one the model was fitted with).")
+@click.option("--weights", help="Segmentation model (default: the config's `model`).")
 @click.option("--batch-size", default=16, show_default=True)
 @click.option("--device", default=None)
 @click.option(
@@ -307,8 +363,9 @@ def evaluate_command(
     """Score the frames of a period and report the AUROC against a ground truth."""
     import numpy as np
 
-    from plumenet.anomaly.padim import auroc, labels_from_truth
+    from plumenet.anomaly.evaluation import auroc, labels_from_truth
     from plumenet.errors import ConfigError
+    from plumenet.timeutil import CSV_TIME_FORMAT
 
     cfg, cam = _camera(config, camera)
     model_dir = model_dir or cam.anomaly_model
@@ -316,7 +373,7 @@ def evaluate_command(
         raise ConfigError(
             f"camera {cam.id!r}: no anomaly model — pass --model DIR or set `anomaly_model`"
         )
-    scorer, _ = _scorer(model_dir, weights or cfg.model, device)
+    scorer, _ = _scorer(model_dir, weights or cfg.segmentation_model(), device)
     df = _manifest(cfg, cam, start, end)
     try:
         labels = labels_from_truth(_read_truth(truth), df, threshold=threshold, tolerance=tolerance)
@@ -324,14 +381,16 @@ def evaluate_command(
         raise ConfigError(f"truth file {truth}: {err}") from err
     scores = np.full(len(df), np.nan)
     skipped: list[str] = []
-    for rows, frames in _read_batches(
-        df, scorer.input_size, cfg.storage_options, batch_size, skipped
-    ):
-        scores[rows] = scorer.score_frames(frames)
+    with progress(len(df), f"anomaly evaluate {cam.id}") as advance:
+        for rows, frames in _read_batches(
+            df, scorer.input_size, cfg.storage_options, batch_size, skipped
+        ):
+            scores[rows] = scorer.score_frames(frames)
+            advance(len(rows))
     _report_skipped(skipped)
     df = df.assign(score=scores, label=labels.to_numpy())
     if scores_out:
-        df.to_csv(scores_out, index=False)
+        df.to_csv(scores_out, index=False, date_format=CSV_TIME_FORMAT)
     usable = df.dropna(subset=["score", "label"])
     n_pos = int(usable["label"].sum())
     click.echo(

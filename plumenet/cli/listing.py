@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import click
 
+from plumenet.cli.options import camera_option, config_option, range_options
+
 
 @click.command("list")
-@click.option("--config", "config_path", required=True, help="cameras.yaml (path or URL).")
-@click.option("--camera", "camera_id", required=True, help="Camera id from the config.")
-@click.option("--start", required=True, help="Start (date or ISO time, UTC unless zoned).")
-@click.option("--end", required=True, help="End, exclusive; a date includes that whole day.")
-@click.option("--csv", "csv_path", default=None, help="Also write the manifest to this CSV.")
+@config_option("config_path")
+@camera_option("camera_id", multiple=False)
+@range_options()
+@click.option(
+    "--csv", "csv_path", default=None, metavar="FILE", help="Also write the manifest to this CSV."
+)
 def list_command(
     config_path: str, camera_id: str, start: str, end: str, csv_path: str | None
 ) -> None:
     """List a camera's frames in [start, end): one line per frame, then a count."""
     from plumenet.config import load_config
-    from plumenet.timeutil import parse_range
+    from plumenet.timeutil import CSV_TIME_FORMAT, parse_range
     from storage.archive import list_frames
 
     config = load_config(config_path)
@@ -32,7 +35,7 @@ def list_command(
     )
     if csv_path:
         out = frames.copy()
-        out["time"] = out["time"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        out["time"] = out["time"].dt.strftime(CSV_TIME_FORMAT)
         out.to_csv(csv_path, index=False)
 
 

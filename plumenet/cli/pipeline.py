@@ -9,11 +9,23 @@ from typing import Any
 
 import click
 
-CLUSTER_HELP = (
-    "Where units run: 'local' (default: a LocalCluster of worker processes sized to this "
-    "machine), 'local-cuda' (one worker per GPU; needs plumenet[gpu]) or the address of a "
-    "running Dask scheduler such as tcp://host:8786."
+from plumenet.cli.options import (
+    CLUSTER_HELP,
+    camera_option,
+    cluster_options,
+    config_option,
+    json_option,
+    model_run_options,
+    range_options,
 )
+
+
+def _cluster(cfg: Any, options: dict[str, Any]) -> dict[str, Any] | None:
+    from plumenet.jobs.cluster import cluster_from_options, resolve_cluster
+
+    override = cluster_from_options(cfg.cluster, **options)
+    resolve_cluster(cfg.cluster, override)
+    return override
 
 
 def _echo_report(report: dict[str, Any]) -> None:
@@ -38,44 +50,56 @@ def _echo_report(report: dict[str, Any]) -> None:
 
 
 @click.command()
+@config_option()
+@range_options()
+@camera_option()
+@cluster_options
 @click.option(
-    "--config", "config", required=True, type=click.Path(dir_okay=False), help="cameras.yaml"
+    "--window", default=None, help="Time planned per step and camera (default 31D, a month)."
 )
-@click.option("--start", required=True, help="UTC date or ISO timestamp (inclusive).")
-@click.option("--end", required=True, help="UTC date (whole day included) or ISO timestamp.")
-@click.option("--camera", "cameras", multiple=True, help="Camera id (repeatable; default all).")
-@click.option("--cluster", default="local", show_default=True, help=CLUSTER_HELP)
 @click.option("--overwrite", is_flag=True, help="Recompute units already in the store.")
-@click.option("--batch-size", default=16, show_default=True, help="Frames per model batch.")
-@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto).")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the summary.")
+@model_run_options()
+@json_option()
 def backfill(
     config: str,
     start: str,
     end: str,
     cameras: tuple[str, ...],
-    cluster: str,
+    window: str | None,
     overwrite: bool,
     batch_size: int,
     device: str | None,
     json_out: str | None,
+    **cluster_opts: Any,
 ) -> None:
     """Segment every frame in [START, END) that the store does not hold yet.
 
     Reruns are cheap: finished slots are skipped, so a killed run is resumed by running
     the same command again.
     """
-    from flows.pipeline import backfill as backfill_flow
-    from flows.runtime import prefect_api
+    from plumenet.cli import hide_user_error_tracebacks
     from plumenet.config import load_config
-    from plumenet.jobs.backfill import check_cluster, check_request, identify_model
+    from plumenet.jobs.backfill import identify_model, parse_window
+    from plumenet.jobs.preflight import preflight
     from plumenet.timeutil import parse_end, parse_start
 
     # what the user can fix fails here, in one line, before any server or cluster starts
+    # (and before Prefect is imported: pre-flight answers in well under a second)
     cfg = load_config(config)
-    check_request(cfg, parse_start(start), parse_end(end), list(cameras) or None)
-    check_cluster(cluster)
-    identify_model(cfg.model)
+    preflight(
+        cfg,
+        parse_start(start),
+        parse_end(end),
+        list(cameras) or None,
+        batch_size=batch_size,
+        device=device,
+    )
+    from flows.pipeline import backfill as backfill_flow
+    from flows.runtime import prefect_api
+    cluster = _cluster(cfg, cluster_opts)
+    parse_window(window)
+    identify_model(cfg.segmentation_model())
+    hide_user_error_tracebacks()
     with prefect_api():
         report = backfill_flow(
             config=config,
@@ -84,7 +108,63 @@ def backfill(
             cameras=list(cameras) or None,
             overwrite=overwrite,
             cluster=cluster,
-            progress=sys.stderr.isatty(),
+            batch_size=batch_size,
+            device=device,
+            window=window,
+        )
+    _echo_report(report)
+    if json_out:
+        Path(json_out).write_text(json.dumps(report, indent=2))
+    if report["units_failed"]:
+        sys.exit(1)
+
+
+LOOKBACK_HELP = "How far back from now to look, from that day's midnight UTC: 2D, 36h, P2D."
+
+
+@click.command()
+@config_option()
+@click.option("--lookback", default="2D", show_default=True, help=LOOKBACK_HELP)
+@camera_option()
+@cluster_options
+@model_run_options()
+@json_option()
+def nightly(
+    config: str,
+    lookback: str,
+    cameras: tuple[str, ...],
+    batch_size: int,
+    device: str | None,
+    json_out: str | None,
+    **cluster_opts: Any,
+) -> None:
+    """Process the last LOOKBACK up to now (late uploads are picked up, done slots skipped)."""
+    import pandas as pd
+
+    from plumenet.cli import hide_user_error_tracebacks
+    from plumenet.config import load_config
+    from plumenet.jobs.backfill import identify_model, lookback_range
+    from plumenet.jobs.preflight import preflight
+
+    cfg = load_config(config)
+    preflight(
+        cfg,
+        *lookback_range(lookback, pd.Timestamp.now(tz="UTC")),
+        list(cameras) or None,
+        batch_size=batch_size,
+        device=device,
+    )
+    from flows.pipeline import nightly as nightly_flow
+    from flows.runtime import prefect_api
+    identify_model(cfg.segmentation_model())
+    cluster = _cluster(cfg, cluster_opts)
+    hide_user_error_tracebacks()
+    with prefect_api():
+        report = nightly_flow(
+            config=config,
+            lookback=lookback,
+            cameras=list(cameras) or None,
+            cluster=cluster,
             batch_size=batch_size,
             device=device,
         )
@@ -96,50 +176,31 @@ def backfill(
 
 
 @click.command()
-@click.option("--config", "config", required=True, type=click.Path(dir_okay=False))
-@click.option("--lookback", default="2D", show_default=True, help="How far back to look.")
-@click.option("--cluster", default="local", show_default=True, help=CLUSTER_HELP)
-def nightly(config: str, lookback: str, cluster: str) -> None:
-    """Process the last LOOKBACK up to now (late uploads are picked up, done slots skipped)."""
-    import pandas as pd
-
-    from flows.pipeline import nightly as nightly_flow
-    from flows.runtime import prefect_api
-    from plumenet.config import load_config
-    from plumenet.jobs.backfill import check_cluster, identify_model, lookback_range
-
-    lookback_range(lookback, pd.Timestamp.now(tz="UTC"))
-    identify_model(load_config(config).model)
-    check_cluster(cluster)
-    with prefect_api():
-        report = nightly_flow(
-            config=config, lookback=lookback, cluster=cluster, progress=sys.stderr.isatty()
-        )
-    _echo_report(report)
-    if report["units_failed"]:
-        sys.exit(1)
-
-
-@click.command()
-@click.option("--config", "config", required=True, type=click.Path(dir_okay=False))
+@config_option()
 @click.option("--cron", default="0 2 * * *", show_default=True, help="Schedule (UTC).")
-@click.option("--lookback", default="2D", show_default=True)
-@click.option("--cluster", default="local", show_default=True, help=CLUSTER_HELP)
-def serve(config: str, cron: str, lookback: str, cluster: str) -> None:
+@click.option("--lookback", default="2D", show_default=True, help=LOOKBACK_HELP)
+@cluster_options
+def serve(config: str, cron: str, lookback: str, **cluster_opts: Any) -> None:
     """Run the nightly flow on a schedule from this process (no work pool needed).
 
     Needs a Prefect API (PREFECT_API_URL, e.g. `prefect server start`); one run at a time.
     """
-    from flows.pipeline import nightly as nightly_flow
-    from plumenet.config import load_config
+    import pandas as pd
 
-    load_config(config)  # fail now, not at 02:00
+    from flows.pipeline import nightly as nightly_flow
+    from flows.runtime import require_api
+    from plumenet.config import load_config
+    from plumenet.jobs.backfill import lookback_range
+
+    require_api("serve")  # an ephemeral server would schedule nothing
+    lookback_range(lookback, pd.Timestamp.now(tz="UTC"))
+    cluster = _cluster(load_config(config), cluster_opts)  # fail now, not at 02:00
     nightly_flow.serve(
         name="nightly",
         cron=cron,
         parameters={
             "config": str(Path(config).resolve()),
-            "lookback": lookback,
+            "lookback": pd.Timedelta(lookback).isoformat(),  # ISO 8601, as the UI writes it
             "cluster": cluster,
         },
         global_limit=1,  # the deployment's concurrency limit: one nightly run at a time
@@ -239,7 +300,6 @@ def demo(out: str, days: int, cluster: str) -> None:
             start=start.date().isoformat(),
             end=last_day,
             cluster=cluster,
-            progress=sys.stderr.isatty(),
         )
         _echo_report(report)
         outputs = _demo_science(config, root, truths)

@@ -19,6 +19,8 @@ from typing import Any
 
 import click
 
+from plumenet.cli.options import model_run_options
+
 DEMO_NOTE = (
     "made with the bundled demo model (trained on synthetic scenes): for trying the "
     "software only, not for interpreting real webcam images"
@@ -158,8 +160,7 @@ def run_predict(
     type=click.Path(file_okay=False),
     help="Directory for <stem>_overlay.png and <stem>.json.",
 )
-@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available).")
-@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
+@model_run_options(batch_size=8)
 def predict_command(
     images: tuple[str, ...], model_spec: str, out: str, device: str | None, batch_size: int
 ) -> None:

@@ -1,9 +1,9 @@
-"""Synthetic camera archives with ground truth: timelines, frames in real layouts, seismic data.
+"""Writing synthetic camera archives with ground truth: frames in real layouts, truth files.
 
-``write_archive`` renders one camera's frames (``plumenet.synthetic.scenes``) from a timeline of
-eruptive episodes, writes them as JPEG files at the paths of a real archive layout
-(``storage.layouts``) to any fsspec URL, and writes the ground truth beside them under
-``<url>/truth/`` (or ``truth_url``):
+``write_archive`` renders one camera's frames (``plumenet.synthetic.render``) from a timeline
+of eruptive episodes (``plumenet.synthetic.timeline``), writes them as JPEG files at the paths
+of a real archive layout (``storage.layouts``) to any fsspec URL, and writes the ground truth
+beside them under ``<url>/truth/`` (or ``truth_url``); ``read_truth`` loads it back:
 
 - ``episodes.csv``: ``episode, class, onset, end`` (model class names; times UTC)
 - ``fractions.csv``: one row per written file: ``time`` (frame time), ``slot``, ``path``
@@ -23,52 +23,32 @@ from __future__ import annotations
 import io
 import json
 import logging
-import math
 import os
 import zlib
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import fsspec
 import numpy as np
 import pandas as pd
+from fsspec.implementations.local import LocalFileSystem
+from PIL import Image
 
-from plumenet import timeutil
-from plumenet.classes import EMISSION_CLASSES, LABEL_CLASSES, LABEL_TO_MODEL_INDEX, MODEL_CLASSES
+from plumenet.classes import MODEL_CLASSES
 from plumenet.errors import ConfigError
-from plumenet.synthetic.scenes import SceneSpec, random_scene_spec, render_scene
+from plumenet.synthetic.frames import episode_variants, frame_spec, label_fractions
+from plumenet.synthetic.render import render_scene
+from plumenet.synthetic.seismic import events_quakeml, make_events, make_rsam
+from plumenet.synthetic.timeline import make_episodes, make_timeline, parse_cadence, parse_window
 from storage.layouts import BUILTIN_TEMPLATES, format_path, resolve_template, template_fields
 
 logger = logging.getLogger(__name__)
 
 #: Kinds of broken files ``write_archive(broken=N)`` plants, in planting order.
 BROKEN_KINDS: tuple[str, ...] = ("truncated", "empty", "not_image", "misnamed")
-#: Side of the square the fractions in ``fractions.csv`` are measured at (the model input).
-FRACTION_SIZE = 518
-#: Step of the synthetic RSAM series.
-RSAM_STEP = pd.Timedelta("10min")
-
-_CLASS_PROB = {
-    "eruption_column": 0.25,
-    "ash_emissions": 0.3,
-    "non_ash_emissions": 0.3,
-    "lava": 0.15,
-}
-_COMPANION = {
-    "eruption_column": ("ash_emissions",),
-    "ash_emissions": ("eruption_column", "non_ash_emissions"),
-    "non_ash_emissions": ("lava", "ash_emissions"),
-    "lava": ("non_ash_emissions",),
-}
-_RSAM_AMPLITUDE = {
-    "eruption_column": 600.0,
-    "ash_emissions": 350.0,
-    "non_ash_emissions": 120.0,
-    "lava": 250.0,
-}
-_SITE = (-37.52, 177.18)  # where the synthetic events are located (Whakaari-like)
 _BATCH = 64
 
 
@@ -92,258 +72,11 @@ class ArchiveTruth:
     tz: str = "UTC"
 
 
-# --------------------------------------------------------------------------- times
-
-
-def to_utc(value: str | datetime | pd.Timestamp) -> pd.Timestamp:
-    """A naive UTC timestamp (the truth tables' convention); naive input is taken as UTC."""
-    return timeutil.to_utc(value).tz_localize(None)
-
-
-def _cadence(cadence: str | pd.Timedelta) -> pd.Timedelta:
-    try:
-        step = pd.Timedelta(cadence)
-    except (ValueError, TypeError) as err:
-        raise ConfigError(f"cadence {cadence!r} is not a duration; use e.g. 10min or 1h") from err
-    if step <= pd.Timedelta(0):
-        raise ConfigError(f"cadence {cadence!r} must be positive; use e.g. 10min")
-    return step
-
-
-def _window(
-    start: str | datetime | pd.Timestamp, end: str | datetime | pd.Timestamp
-) -> tuple[pd.Timestamp, pd.Timestamp]:
-    t0, t1 = to_utc(start), to_utc(end)
-    if t1 <= t0:
-        raise ConfigError(f"end {t1} is not after start {t0}; give an end later than the start")
-    return t0, t1
-
-
-# --------------------------------------------------------------------------- timeline
-
-
-def make_episodes(
-    start: str | datetime | pd.Timestamp,
-    end: str | datetime | pd.Timestamp,
-    seed: int,
-    *,
-    rate_per_day: float = 3.0,
-) -> pd.DataFrame:
-    """Eruptive episodes as a Poisson process: ``episode, class, onset, end`` (naive UTC).
-
-    Durations are log-uniform between 20 min and 6 h; about a third of the episodes bring a
-    companion of another class that overlaps them. Ends are clipped to the window end; a
-    window of an hour or more always holds at least one episode.
-    """
-    t0, t1 = _window(start, end)
-    rng = np.random.default_rng([seed, 7])
-    span_days = (t1 - t0) / pd.Timedelta("1D")
-    count = int(rng.poisson(rate_per_day * span_days))
-    if count == 0 and t1 - t0 >= pd.Timedelta("1h"):
-        count = 1
-    classes = list(_CLASS_PROB)
-    probs = np.array([_CLASS_PROB[c] for c in classes])
-    rows: list[tuple[str, pd.Timestamp, pd.Timestamp]] = []
-    for _ in range(count):
-        onset = t0 + (t1 - t0) * float(rng.random())
-        duration = pd.Timedelta(minutes=float(np.exp(rng.uniform(np.log(20), np.log(360)))))
-        cls = classes[int(rng.choice(len(classes), p=probs))]
-        rows.append((cls, onset, onset + duration))
-        if rng.random() < 0.35:
-            options = _COMPANION[cls]
-            other = options[int(rng.integers(len(options)))]
-            c_onset = onset + duration * float(rng.uniform(0.0, 0.5))
-            c_dur = max(duration * float(rng.uniform(0.3, 1.0)), pd.Timedelta("20min"))
-            rows.append((other, c_onset, c_onset + c_dur))
-    frame = pd.DataFrame(
-        {
-            "class": pd.Series([r[0] for r in rows], dtype=object),
-            "onset": pd.to_datetime(pd.Series([r[1] for r in rows], dtype="datetime64[ns]")),
-            "end": pd.to_datetime(pd.Series([r[2] for r in rows], dtype="datetime64[ns]")),
-        }
-    )
-    frame["onset"] = frame["onset"].dt.floor("s")
-    frame["end"] = frame["end"].clip(upper=t1).dt.floor("s")
-    frame = frame[frame["end"] > frame["onset"]]
-    frame = frame.sort_values("onset", kind="stable").reset_index(drop=True)
-    frame.insert(0, "episode", np.arange(len(frame), dtype=np.int64))
-    return frame
-
-
-def _rows(episodes: pd.DataFrame) -> Iterable[tuple[int, str, pd.Timestamp, pd.Timestamp]]:
-    """(episode, class, onset, end) per episode ("class" is a keyword, so no itertuples)."""
-    for ep, cls, onset, stop in zip(
-        episodes["episode"], episodes["class"], episodes["onset"], episodes["end"], strict=True
-    ):
-        yield int(ep), str(cls), pd.Timestamp(onset), pd.Timestamp(stop)
-
-
-def _ar1(rng: np.random.Generator, n: int, phi: float, sd: float) -> np.ndarray:
-    """Stationary AR(1) series with marginal standard deviation ``sd``."""
-    out = np.empty(n)
-    eps = rng.standard_normal(n) * sd * math.sqrt(max(1.0 - phi * phi, 1e-9))
-    value = rng.standard_normal() * sd
-    for i in range(n):
-        value = phi * value + eps[i]
-        out[i] = value
-    return out
-
-
-def _intensity(times: pd.DatetimeIndex, onset: pd.Timestamp, end: pd.Timestamp) -> np.ndarray:
-    """0 outside the episode; inside, ramps 0.35 -> 1 -> 0.35 over the first/last 15 %."""
-    t = ((times - onset) / (end - onset)).to_numpy(dtype=float)
-    inside = (t >= 0) & (t < 1)
-    ramp = np.clip(np.minimum(t, 1 - t) / 0.15, 0.0, 1.0)
-    return np.where(inside, 0.35 + 0.65 * ramp, 0.0)
-
-
-def make_timeline(
-    start: str | datetime | pd.Timestamp,
-    end: str | datetime | pd.Timestamp,
-    cadence: str | pd.Timedelta,
-    seed: int,
-    *,
-    tz: str = "UTC",
-    episodes: pd.DataFrame | None = None,
-) -> pd.DataFrame:
-    """One row per frame slot: what the camera sees at that time.
-
-    Columns: ``time`` (naive UTC), ``night`` (by local hour in ``tz``: before 06 or from 19),
-    ``cloud_cover`` (0-1, slowly varying AR process), ``obstructed`` (cloud hides the whole
-    view), ``wind`` (-1/+1), one intensity column per emission class (0 = inactive) and
-    ``active`` (comma-separated episode ids). The episodes table (``make_episodes``) is in
-    ``attrs["episodes"]``. The longest episode of 2 h or more is interrupted by a cloudy
-    stretch of 40-60 min, so catalogues meet a gap inside an episode.
-    """
-    t0, t1 = _window(start, end)
-    step = _cadence(cadence)
-    if episodes is None:
-        episodes = make_episodes(t0, t1, seed)
-    times = pd.date_range(t0, t1, freq=step, inclusive="left")
-    n = len(times)
-    rng = np.random.default_rng([seed, 11])
-    phi_cloud = math.exp(-step / pd.Timedelta("4h"))
-    cover = 1.0 / (1.0 + np.exp(-(_ar1(rng, n, phi_cloud, 1.3) - 0.7)))
-    phi_wind = math.exp(-step / pd.Timedelta("12h"))
-    wind = np.where(_ar1(rng, n, phi_wind, 1.0) >= 0, 1, -1)
-    try:
-        local = times.tz_localize("UTC").tz_convert(tz)
-    except (KeyError, ValueError) as err:
-        raise ConfigError(f"time zone {tz!r} is unknown; use an IANA name such as UTC") from err
-    hour = np.asarray(local.hour)
-    night = (hour < 6) | (hour >= 19)
-    obstructed = cover > 0.97
-
-    durations = episodes["end"] - episodes["onset"]
-    long_ones = episodes[durations >= pd.Timedelta("2h")]
-    if len(long_ones):
-        ep = long_ones.loc[durations[long_ones.index].idxmax()]
-        mid = ep["onset"] + (ep["end"] - ep["onset"]) * float(rng.uniform(0.35, 0.55))
-        gap = pd.Timedelta(minutes=float(rng.uniform(40, 60)))
-        stretch = (times >= mid) & (times < mid + gap)
-        obstructed = obstructed | stretch
-        cover = np.where(stretch, np.maximum(cover, 0.95), cover)
-
-    table = pd.DataFrame(
-        {
-            "time": times,
-            "night": night,
-            "cloud_cover": np.round(cover, 4),
-            "obstructed": obstructed,
-            "wind": wind,
-        }
-    )
-    active: list[list[str]] = [[] for _ in range(n)]
-    for cls in EMISSION_CLASSES:
-        table[cls] = 0.0
-    for ep, cls, onset, stop in _rows(episodes):
-        inten = _intensity(times, onset, stop)
-        table[cls] = np.maximum(table[cls].to_numpy(), inten)
-        for i in np.flatnonzero(inten > 0):
-            active[i].append(str(ep))
-    table["active"] = [",".join(a) for a in active]
-    table.attrs["episodes"] = episodes
-    return table
-
-
-# --------------------------------------------------------------------------- frames
-
-
-def _episode_variants(episodes: pd.DataFrame, seed: int) -> dict[int, set[str]]:
-    """Label-level look of each episode, fixed for its duration (gas type, lava kind...)."""
-    out: dict[int, set[str]] = {}
-    for ep, cls, _onset, _end in _rows(episodes):
-        rng = np.random.default_rng([seed, 3, ep])
-        if cls == "eruption_column":
-            names = {"eruption_column"}
-        elif cls == "ash_emissions":
-            names = {"eruption_cloud"} | ({"pyroclastic_flow"} if rng.random() < 0.25 else set())
-        elif cls == "non_ash_emissions":
-            names = {"low_temperature_gas" if rng.random() < 0.6 else "high_temperature_gas"}
-        else:
-            names = {"lava_flow" if rng.random() < 0.6 else "lava_fountain"}
-        out[ep] = names
-    return out
-
-
-def _frame_spec(
-    slot: pd.Series,
-    index: int,
-    seed: int,
-    view_seed: int,
-    size: tuple[int, int],
-    variants: dict[int, set[str]],
-) -> SceneSpec:
-    """The scene of one slot: the camera's fixed view, the slot's weather and activity."""
-    names: set[str] = set()
-    for ep in filter(None, str(slot["active"]).split(",")):
-        names |= variants[int(ep)]
-    if "low_temperature_gas" in names and "high_temperature_gas" in names:
-        names.discard("high_temperature_gas")
-    if "lava_flow" in names and "lava_fountain" in names:
-        names.discard("lava_fountain")
-    rng = np.random.default_rng([seed, 1, index])
-    spec = random_scene_spec(
-        rng,
-        size=size,
-        view_seed=view_seed,
-        activity=names,
-        night=bool(slot["night"]),
-        cloud_cover=float(slot["cloud_cover"]),
-    )
-    wind = int(slot["wind"])
-    changes: dict[str, Any] = {"wind": wind}
-    if spec.column is not None:
-        k = 0.35 + 0.65 * float(slot["eruption_column"])
-        changes["column"] = replace(
-            spec.column, height=spec.column.height * k, lean=abs(spec.column.lean) * wind
-        )
-    if spec.ash_cloud is not None:
-        k = 0.4 + 0.6 * float(slot["ash_emissions"])
-        changes["ash_cloud"] = replace(spec.ash_cloud, length=spec.ash_cloud.length * k)
-    if spec.lava is not None:
-        k = 0.5 + 0.5 * float(slot["lava"])
-        changes["lava"] = replace(spec.lava, length=spec.lava.length * k)
-    if bool(slot["obstructed"]):
-        changes["fog"] = float(rng.uniform(0.92, 1.0))
-    return replace(spec, **changes)
-
-
-def _label_fractions(label8: np.ndarray) -> np.ndarray:
-    """Model-class fractions of a label mask after nearest resize to 518 x 518."""
-    h, w = label8.shape
-    rows = ((np.arange(FRACTION_SIZE) + 0.5) * h / FRACTION_SIZE).astype(np.int64)
-    cols = ((np.arange(FRACTION_SIZE) + 0.5) * w / FRACTION_SIZE).astype(np.int64)
-    counts8 = np.bincount(label8[rows][:, cols].ravel(), minlength=len(LABEL_CLASSES))
-    counts = np.zeros(len(MODEL_CLASSES), dtype=np.int64)
-    np.add.at(counts, LABEL_TO_MODEL_INDEX, counts8)
-    return counts / (FRACTION_SIZE * FRACTION_SIZE)
+# --------------------------------------------------------------------------- files
 
 
 def _jpeg(rgb: np.ndarray, when: pd.Timestamp, quality: int = 85) -> bytes:
     """JPEG bytes with EXIF DateTimeOriginal / OffsetTimeOriginal (UTC)."""
-    from PIL import Image
-
     img = Image.fromarray(rgb)
     exif = Image.Exif()
     sub = exif.get_ifd(0x8769)
@@ -377,74 +110,6 @@ def _default_fields(template: str, camera: str) -> dict[str, str]:
     }
 
 
-# --------------------------------------------------------------------------- seismic
-
-
-def make_rsam(
-    episodes: pd.DataFrame,
-    start: pd.Timestamp,
-    end: pd.Timestamp,
-    seed: int,
-    lag: pd.Timedelta,
-) -> pd.DataFrame:
-    """RSAM every 10 min: lognormal background tremor plus a response to each episode that
-    starts ``lag`` before its visible onset (seismic leads emissions) and ramps over 20 min."""
-    rng = np.random.default_rng([seed, 5])
-    times = pd.date_range(start.floor(RSAM_STEP), end, freq=RSAM_STEP, inclusive="left")
-    phi = math.exp(-RSAM_STEP / pd.Timedelta("2h"))
-    value = 100.0 * np.exp(_ar1(rng, len(times), phi, 0.25))
-    ramp = pd.Timedelta("20min")
-    shifted = times + lag  # the response at t follows the visible state at t + lag
-    for _ep, cls, onset, stop in _rows(episodes):
-        amp = _RSAM_AMPLITUDE[cls] * float(rng.uniform(0.7, 1.3))
-        up = ((shifted - onset) / ramp).to_numpy(dtype=float)
-        down = ((stop - shifted) / ramp).to_numpy(dtype=float)
-        value += amp * np.clip(np.minimum(up + 0.5, down + 0.5), 0.0, 1.0)
-    return pd.DataFrame({"time": times, "value": np.round(value, 3)})
-
-
-def make_events(
-    episodes: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, seed: int
-) -> pd.DataFrame:
-    """Seismic events ``time, magnitude``: a background Poisson rate (3/day) plus 2-6 events
-    in the 20 min before each episode onset; Gutenberg-Richter magnitudes (b = 1)."""
-    rng = np.random.default_rng([seed, 6])
-    span = end - start
-    n_bg = int(rng.poisson(3.0 * span / pd.Timedelta("1D")))
-    times = [start + span * float(u) for u in rng.random(n_bg)]
-    mags = list(0.5 + rng.exponential(1.0 / math.log(10), n_bg))
-    for _ep, _cls, onset, _end in _rows(episodes):
-        k = int(rng.integers(2, 7))
-        for _ in range(k):
-            t = onset - pd.Timedelta(minutes=float(rng.uniform(0.0, 20.0)))
-            if start <= t < end:
-                times.append(t)
-                mags.append(1.0 + rng.exponential(1.0 / math.log(10)))
-    frame = pd.DataFrame(
-        {"time": pd.to_datetime(times).floor("ms"), "magnitude": np.round(mags, 1)}
-    )
-    return frame.sort_values("time", kind="stable").reset_index(drop=True)
-
-
-def events_quakeml(events: pd.DataFrame) -> bytes:
-    """The events as QuakeML (obspy Catalog), located at the synthetic volcano."""
-    from obspy import UTCDateTime
-    from obspy.core.event import Catalog, Event, Magnitude, Origin
-
-    catalog = Catalog()
-    for row in events.itertuples(index=False):
-        t = UTCDateTime(pd.Timestamp(row.time).to_pydatetime())
-        origin = Origin(time=t, latitude=_SITE[0], longitude=_SITE[1], depth=3000.0)
-        mag = Magnitude(mag=float(row.magnitude), magnitude_type="ML")
-        event = Event(origins=[origin], magnitudes=[mag])
-        event.preferred_origin_id = origin.resource_id
-        event.preferred_magnitude_id = mag.resource_id
-        catalog.append(event)
-    buf = io.BytesIO()
-    catalog.write(buf, format="QUAKEML")
-    return buf.getvalue()
-
-
 # --------------------------------------------------------------------------- writing
 
 
@@ -454,8 +119,6 @@ def _csv(frame: pd.DataFrame, date_format: str = "%Y-%m-%dT%H:%M:%S") -> bytes:
 
 def _pipe(fs: Any, files: Mapping[str, bytes]) -> None:
     """Write a batch of files; local file systems need their folders first."""
-    from fsspec.implementations.local import LocalFileSystem
-
     if isinstance(fs, LocalFileSystem):
         for parent in {p.rsplit("/", 1)[0] for p in files if "/" in p}:
             fs.makedirs(parent, exist_ok=True)
@@ -501,17 +164,15 @@ def write_archive(
     the slots (a fraction) have no frame. ``broken`` files are planted among the frames,
     cycling through :data:`BROKEN_KINDS`. The truth goes to ``truth_url`` (default ``<url>/truth``).
     """
-    import fsspec
-
     template = resolve_template(layout)
     if "{" not in template:
         raise ConfigError(
             f"layout {layout!r} is neither a built-in layout ({', '.join(BUILTIN_TEMPLATES)}) "
             "nor a template with {year}... fields"
         )
-    t0, t1 = _window(start, end)
-    step = _cadence(cadence)
-    lag = _cadence(rsam_lag)
+    t0, t1 = parse_window(start, end)
+    step = parse_cadence(cadence)
+    lag = parse_cadence(rsam_lag)
     if broken < 0:
         raise ConfigError(f"broken={broken} must be 0 or more")
     width, height = int(size[0]), int(size[1])
@@ -533,7 +194,7 @@ def write_archive(
 
     episodes = make_episodes(t0, t1, seed)
     timeline = make_timeline(t0, t1, step, seed, tz=tz, episodes=episodes)
-    variants = _episode_variants(episodes, seed)
+    variants = episode_variants(episodes, seed)
     # one fixed view per (seed, camera): every frame of the camera shows the same volcano
     view_seed = int(np.random.default_rng([seed, 2, zlib.crc32(camera.encode())]).integers(2**31))
 
@@ -557,11 +218,11 @@ def write_archive(
         when = slot["time"] + pd.Timedelta(seconds=int(jitter[i]))
         local = when.tz_localize("UTC").tz_convert(tz).tz_localize(None).to_pydatetime()
         rel = format_path(template, local, path_fields)
-        spec = _frame_spec(slot, i, seed, view_seed, (width, height), variants)
+        spec = frame_spec(slot, i, seed, view_seed, (width, height), variants)
         rgb, label = render_scene(spec)
         data = _jpeg(rgb, when)
         kind = broken_at.get(i, "")
-        fractions = _label_fractions(label)
+        fractions = label_fractions(label)
         if kind:
             data = _broken_bytes(kind, data, np.random.default_rng([seed, 9, i]))
             fractions = np.full(len(MODEL_CLASSES), np.nan)
@@ -652,8 +313,6 @@ def write_archive(
 
 def read_truth(truth_url: str, storage_options: Mapping[str, Any] | None = None) -> ArchiveTruth:
     """Load the ground truth ``write_archive`` wrote at ``truth_url`` (``<url>/truth``)."""
-    import fsspec
-
     fs, root = fsspec.core.url_to_fs(truth_url, **dict(storage_options or {}))
     root = root.rstrip("/")
     try:

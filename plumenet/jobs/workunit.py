@@ -9,29 +9,32 @@ thread pool while the previous batch runs on the model, so I/O overlaps compute.
 from __future__ import annotations
 
 import logging
-import random
+import os
+import socket
 import threading
 import time
-from collections import deque
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import fsspec
 import numpy as np
+from distributed import get_worker
+from PIL import Image
 
-from plumenet.errors import UnreadableImageError
-from storage.schema import STATUS_OK, STATUS_UNREADABLE, STATUS_UNUSABLE
+from plumenet.encoding import STATUS_OK, STATUS_UNREADABLE, STATUS_UNUSABLE, quantize_probability
+from plumenet.inference.gpu_decode import gpu_decodable, gpu_decode_available
+from plumenet.jobs.frames import LoadedFrame, filesystem, prefetched
+from plumenet.jobs.gpu_frames import gather_batch
+from plumenet.jobs.plume import frame_sizes, store_plume, store_solar_elevation
+from plumenet.timeutil import naive_utc
+from storage.regions import unit_arrays, write_unit
 
 if TYPE_CHECKING:
     from plumenet.inference.predictor import Predictor
-    from storage.store import WorkUnit
+    from storage.grid import WorkUnit
 
 logger = logging.getLogger(__name__)
-
-
-#: Errors of a storage backend that are worth retrying (connection resets, throttling).
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,16 @@ class UnitJob:
     batch_size: int = 16
     io_threads: int = 8
     fetch_attempts: int = 4
+    #: Batch size when the worker's device is CUDA (``batch_size`` is the CPU one).
+    cuda_batch_size: int = 128
+    #: On CUDA, decode plain JPEGs on the GPU (nvJPEG; needs the ``gpu`` extra's torchvision).
+    gpu_decode: bool = True
+    #: ``torch.compile`` the model (compiled once per worker, when the predictor is loaded).
+    compile: bool = False
+    #: The camera's ``(lat, lon)``: solar elevation per frame (None: NaN).
+    site: tuple[float, float] | None = None
+    #: The camera's ``geometry`` block as a dict: plume height/drift in metres (None: NaN).
+    geometry: dict[str, Any] | None = None
 
 
 @dataclass
@@ -64,11 +77,19 @@ class UnitSummary:
     unreadable: int = 0
     unusable: int = 0
     unreadable_files: list[tuple[str, str]] = field(default_factory=list)
+    #: Transient fetch errors retried per file (then read fine), and the files retried.
+    fetch_retries: int = 0
+    retried_files: list[tuple[str, int]] = field(default_factory=list)
     fetch_s: float = 0.0
     decode_s: float = 0.0
     infer_s: float = 0.0
     write_s: float = 0.0
     total_s: float = 0.0
+    #: wall-clock (epoch seconds) when the worker began and finished the unit
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    #: where it ran: the Dask worker's name, else ``host:pid``
+    worker: str = ""
 
 
 _PREDICTORS: dict[tuple[Any, ...], Predictor] = {}
@@ -77,20 +98,33 @@ _CACHE_LOCK = threading.Lock()
 
 
 def get_predictor(
-    spec: str, *, device: str | None, batch_size: int, roi: str | None = None
+    spec: str,
+    *,
+    device: str | None,
+    batch_size: int,
+    roi: str | None = None,
+    cuda_batch_size: int | None = None,
+    compile: bool = False,
 ) -> Predictor:
-    """The process-wide predictor for ``spec``: loaded on first use, then reused by every unit."""
-    key = (spec, device, batch_size, roi)
+    """The process-wide predictor for ``spec``: loaded on first use, then reused by every unit
+    (and by the units that run concurrently in one GPU worker's threads)."""
+    key = (spec, device, batch_size, roi, cuda_batch_size, compile)
     with _CACHE_LOCK:
         predictor = _PREDICTORS.get(key)
         if predictor is None:
-            from plumenet.inference.predictor import Predictor
-            from plumenet.model.weights import load_model
+            # torch-heavy: imported in the worker on first use, never in the driver.
+            from plumenet.inference.predictor import Predictor  # noqa: PLC0415
+            from plumenet.model.device import resolve_device  # noqa: PLC0415
+            from plumenet.model.weights import load_model  # noqa: PLC0415
 
             _apply_thread_budget()
             loaded = load_model(spec, device=device)
             mask = _load_roi(roi, loaded.input_size) if roi else None
-            predictor = Predictor(loaded, device=device, batch_size=batch_size, roi=mask)
+            if cuda_batch_size and resolve_device(device).type == "cuda":
+                batch_size = cuda_batch_size
+            predictor = Predictor(
+                loaded, device=device, batch_size=batch_size, roi=mask, compile=compile
+            )
             _PREDICTORS[key] = predictor
             logger.info("loaded model %s (%s) in this worker", loaded.model_id, spec)
         return predictor
@@ -106,9 +140,7 @@ def _apply_thread_budget() -> None:
     Dask's nanny starts workers with OMP_NUM_THREADS=1 (against oversubscription), which
     would leave a single-worker CPU cluster on one core; the cluster sets this budget.
     """
-    import os
-
-    import torch
+    import torch  # noqa: PLC0415 - the driver imports this module; torch loads in workers only
 
     threads = os.environ.get(THREADS_ENV)
     if threads and int(threads) != torch.get_num_threads():
@@ -120,7 +152,9 @@ def _get_scorer(path: str, predictor: Predictor) -> Any:
     with _CACHE_LOCK:
         scorer = _SCORERS.get(key)
         if scorer is None:
-            from plumenet.anomaly.padim import AnomalyScorer, load_padim
+            # torch-heavy: imported in the worker on first use, never in the driver.
+            from plumenet.anomaly.files import load_padim  # noqa: PLC0415
+            from plumenet.anomaly.scorer import AnomalyScorer  # noqa: PLC0415
 
             scorer = AnomalyScorer(load_padim(path), predictor.loaded)
             _SCORERS[key] = scorer
@@ -129,87 +163,9 @@ def _get_scorer(path: str, predictor: Predictor) -> Any:
 
 def _load_roi(path: str, size: int) -> np.ndarray:
     """ROI mask image -> boolean size x size mask (non-zero pixels count)."""
-    import fsspec
-    from PIL import Image
-
     with fsspec.open(path, "rb") as f:
         image = Image.open(f).convert("L").resize((size, size), Image.Resampling.NEAREST)
     return np.asarray(image) > 0
-
-
-def _filesystem(url: str, storage_options: dict[str, Any]) -> Any:
-    import fsspec.core
-
-    fs, _ = fsspec.core.url_to_fs(url, **storage_options)
-    return fs
-
-
-def _fetch(fs: Any, path: str, attempts: int) -> bytes:
-    """Read one file, retrying transient backend errors with exponential backoff and jitter."""
-    for attempt in range(attempts):
-        try:
-            return fs.cat_file(path)
-        except FileNotFoundError:
-            raise
-        except TRANSIENT_ERRORS as err:
-            if attempt == attempts - 1:
-                raise
-            delay = min(0.2 * 2**attempt, 5.0) * (1 + random.random())
-            logger.warning("retrying %s in %.1f s after %s", path, delay, err)
-            time.sleep(delay)
-    raise AssertionError("unreachable")
-
-
-@dataclass
-class _Loaded:
-    slot: int
-    path: str
-    frame: np.ndarray | None
-    error: str | None
-    fetch_s: float
-    decode_s: float
-
-
-def _load_one(fs: Any, slot: int, path: str, size: int, attempts: int, tiled: bool) -> _Loaded:
-    from plumenet.inference.decode import decode_rgb, load_frame
-
-    t0 = time.perf_counter()
-    try:
-        data = _fetch(fs, path, attempts)
-    except FileNotFoundError:
-        return _Loaded(slot, path, None, "file vanished", time.perf_counter() - t0, 0.0)
-    t1 = time.perf_counter()
-    try:
-        if tiled:
-            frame = np.asarray(decode_rgb(data, source=path))
-        else:
-            frame = load_frame(data, size, source=path)
-    except UnreadableImageError as err:
-        return _Loaded(slot, path, None, err.reason, t1 - t0, time.perf_counter() - t1)
-    return _Loaded(slot, path, frame, None, t1 - t0, time.perf_counter() - t1)
-
-
-def _prefetched(
-    pool: ThreadPoolExecutor,
-    fs: Any,
-    frames: Sequence[tuple[int, str]],
-    size: int,
-    attempts: int,
-    window: int,
-    tiled: bool,
-) -> Iterator[_Loaded]:
-    """Yield loaded frames in order, keeping up to ``window`` loads in flight ahead."""
-    pending: deque[Future[_Loaded]] = deque()
-    it = iter(frames)
-    for slot, path in it:
-        pending.append(pool.submit(_load_one, fs, slot, path, size, attempts, tiled))
-        if len(pending) >= window:
-            break
-    while pending:
-        yield pending.popleft().result()
-        nxt = next(it, None)
-        if nxt is not None:
-            pending.append(pool.submit(_load_one, fs, nxt[0], nxt[1], size, attempts, tiled))
 
 
 def _predict_tiled(
@@ -218,65 +174,78 @@ def _predict_tiled(
     """Tiled inference of one large frame, reduced to what the store keeps.
 
     Probabilities are area-averaged onto the store's grid and quantized; brightness and
-    usability follow the predictor's rule on the full frame.
+    usability follow the predictor's rule on the full frame, inside the predictor's ROI.
     """
-    import torch
-    import torch.nn.functional as F
+    # torch-heavy: imported in the worker on first use, never in the driver.
+    import torch  # noqa: PLC0415
+    import torch.nn.functional as F  # noqa: PLC0415
 
-    from plumenet.inference.predictor import _LUMA, USABLE_MIN_STD
-    from plumenet.inference.tiling import predict_tiled
-    from storage.schema import quantize_probability
+    from plumenet.inference.tiling import predict_tiled  # noqa: PLC0415
 
-    prob, fraction = predict_tiled(
-        predictor, frame, tile=job.tile, stride=job.tile_stride or job.tile
+    tiled = predict_tiled(
+        predictor, frame, tile=job.tile, stride=job.tile_stride or job.tile, roi=predictor.roi
     )
-    pooled = F.adaptive_avg_pool2d(torch.from_numpy(prob)[None], grid)[0].numpy()
-    luma = frame.astype(np.float32) @ np.asarray(_LUMA, dtype=np.float32) / 255.0
-    return (
-        quantize_probability(pooled),
-        fraction,
-        float(luma.mean()),
-        bool(luma.std() >= USABLE_MIN_STD),
-    )
+    pooled = F.adaptive_avg_pool2d(torch.from_numpy(tiled.probability)[None], grid)[0].numpy()
+    return quantize_probability(pooled), tiled.fraction, tiled.brightness, tiled.usable
 
 
-def _naive_utc(ts: Any) -> np.datetime64:
-    import pandas as pd
-
-    ts = pd.Timestamp(ts)
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts.as_unit("ns").to_datetime64()
+def _where() -> str:
+    """The Dask worker running this unit, or ``host:pid`` outside a worker."""
+    try:
+        return str(get_worker().name)
+    except ValueError:
+        return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def run_unit(unit: WorkUnit, job: UnitJob) -> UnitSummary:
     """Process one unit end to end and write it with one region write (data first, status last)."""
-    from storage.store import unit_arrays, write_unit
-
     started = time.perf_counter()
-    predictor = get_predictor(job.model, device=job.device, batch_size=job.batch_size, roi=job.roi)
+    started_at = time.time()
+    predictor = get_predictor(
+        job.model,
+        device=job.device,
+        batch_size=job.batch_size,
+        roi=job.roi,
+        cuda_batch_size=job.cuda_batch_size,
+        compile=job.compile,
+    )
     scorer = _get_scorer(job.anomaly_model, predictor) if job.anomaly_model else None
     size = predictor.input_size
     grid = (predictor.grid_size, predictor.grid_size)
     n_slots = unit.slot1 - unit.slot0
     arrays = unit_arrays(n_slots, grid)
-    summary = UnitSummary(camera=unit.camera, unit=unit.unit, frames=len(unit.frames))
+    summary = UnitSummary(
+        camera=unit.camera,
+        unit=unit.unit,
+        frames=len(unit.frames),
+        started_at=started_at,
+        worker=_where(),
+    )
 
     for slot, path, frame_time in unit.frames:
         i = slot - unit.slot0
         arrays["source"][i] = path
-        arrays["frame_time"][i] = _naive_utc(frame_time)
+        arrays["frame_time"][i] = naive_utc(frame_time).to_datetime64()
         arrays["model"][i] = job.model_index
+    store_solar_elevation(arrays, job.site)
 
-    fs = _filesystem(unit.frames[0][1] if unit.frames else job.store, job.storage_options)
+    fs = filesystem(unit.frames[0][1] if unit.frames else job.store, job.storage_options)
     tiled = job.tile is not None
-    batch: list[_Loaded] = []
+    batch: list[LoadedFrame] = []
+    on_gpu = (
+        not tiled and job.gpu_decode and predictor.device.type == "cuda" and gpu_decode_available()
+    )
+
+    def unreadable(loaded: LoadedFrame, reason: str | None) -> None:
+        arrays["status"][loaded.key - unit.slot0] = STATUS_UNREADABLE
+        summary.unreadable_files.append((loaded.path, reason or "unreadable"))
+        logger.warning("unreadable frame %s: %s", loaded.path, reason)
 
     def flush() -> None:
         if not batch:
             return
         t0 = time.perf_counter()
-        idx = np.array([b.slot - unit.slot0 for b in batch])
+        idx = np.array([b.key - unit.slot0 for b in batch])
         if tiled:
             for j, b in zip(idx, batch, strict=True):
                 tiled_result = _predict_tiled(predictor, b.frame, job, grid)
@@ -284,8 +253,21 @@ def run_unit(unit: WorkUnit, job: UnitJob) -> UnitSummary:
                 arrays["brightness"][j] = tiled_result[2]
                 arrays["status"][j] = STATUS_OK if tiled_result[3] else STATUS_UNUSABLE
         else:
-            stack = np.stack([b.frame for b in batch])
-            pred = predictor.predict(stack, scorer=scorer)
+            if on_gpu:  # JPEG bytes decoded on the GPU; Pillow gives broken ones their reason
+                gathered = gather_batch(batch, size, predictor.device)
+                summary.decode_s += gathered.decode_s
+                for i, reason in gathered.unreadable:
+                    unreadable(batch[i], reason)
+                batch[:] = [batch[i] for i in gathered.kept]
+                if not batch:
+                    return
+                idx = np.array([b.key - unit.slot0 for b in batch], dtype=np.int64)
+                stack = gathered.frames
+            else:
+                stack = np.stack([b.frame for b in batch])
+            sizes = frame_sizes(batch, size)
+            pred = predictor.predict(stack, scorer=scorer, frame_sizes=sizes)
+            store_plume(arrays, idx, pred, sizes, job.geometry)
             arrays["fraction"][idx] = pred.fraction
             arrays["probability"][idx] = pred.probability
             arrays["brightness"][idx] = pred.brightness
@@ -296,18 +278,29 @@ def run_unit(unit: WorkUnit, job: UnitJob) -> UnitSummary:
         batch.clear()
 
     frames = [(slot, path) for slot, path, _ in sorted(unit.frames)]
-    window = max(2 * job.batch_size, job.io_threads)
+    window = max(2 * predictor.batch_size, job.io_threads)
     with ThreadPoolExecutor(max_workers=job.io_threads, thread_name_prefix="fetch") as pool:
-        for loaded in _prefetched(pool, fs, frames, size, job.fetch_attempts, window, tiled):
+        loads = prefetched(
+            pool,
+            fs,
+            frames,
+            size,
+            attempts=job.fetch_attempts,
+            window=window,
+            full=tiled,
+            keep_bytes=gpu_decodable if on_gpu else None,
+        )
+        for loaded in loads:
             summary.fetch_s += loaded.fetch_s
             summary.decode_s += loaded.decode_s
-            if loaded.frame is None:
-                arrays["status"][loaded.slot - unit.slot0] = STATUS_UNREADABLE
-                summary.unreadable_files.append((loaded.path, loaded.error or "unreadable"))
-                logger.warning("unreadable frame %s: %s", loaded.path, loaded.error)
+            if loaded.retries:
+                summary.fetch_retries += loaded.retries
+                summary.retried_files.append((loaded.path, loaded.retries))
+            if loaded.frame is None and loaded.data is None:
+                unreadable(loaded, loaded.error)
                 continue
             batch.append(loaded)
-            if len(batch) >= job.batch_size:
+            if len(batch) >= predictor.batch_size:
                 flush()
         flush()
 
@@ -327,4 +320,5 @@ def run_unit(unit: WorkUnit, job: UnitJob) -> UnitSummary:
     )
     summary.write_s = time.perf_counter() - t0
     summary.total_s = time.perf_counter() - started
+    summary.finished_at = time.time()
     return summary

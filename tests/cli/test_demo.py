@@ -18,6 +18,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from storage.schema import parse_json_attr
+
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
 CAMERAS = ("DEMO.geonet", "DEMO.avo")
@@ -62,7 +64,8 @@ def test_demo_store_holds_every_listed_frame(demo_run):
             assert status[url] == (2 if k else 1), (url, k, status.get(url))
         ok = ds["status"].values == 1
         np.testing.assert_allclose(ds["fraction"].values[ok].sum(axis=1), 1, atol=1e-5)
-        assert ds.attrs["models"][0]["id"]
+        assert isinstance(ds.attrs["models"], str)  # JSON text: netCDF-safe (docs/store.md)
+        assert parse_json_attr(ds.attrs["models"])[0]["id"]
     tree = xr.open_datatree(out / "plumenet.zarr", engine="zarr")
     assert {f"/{c}/activity" for c in CAMERAS} <= set(tree.groups)
 

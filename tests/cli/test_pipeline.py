@@ -11,7 +11,7 @@ from tests.helpers.flows import write_config
 
 @pytest.fixture
 def config(tmp_path):
-    from plumenet.model.network import build_model
+    from plumenet.model.registry import build_model
     from plumenet.model.weights import save_model
 
     save_model(build_model("tiny", seed=0), tmp_path / "tiny", model_id="tiny")

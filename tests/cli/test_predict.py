@@ -11,7 +11,8 @@ from PIL import Image
 
 from plumenet.classes import CLASS_COLORS, MODEL_CLASSES
 from plumenet.cli import main
-from plumenet.model.weights import save_model, weights_digest
+from plumenet.model.loaded import weights_digest
+from plumenet.model.weights import save_model
 from tests.helpers.model import COLUMN_RGB, colour_loaded_model, tiny_model
 
 

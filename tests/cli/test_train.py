@@ -7,10 +7,10 @@ from click.testing import CliRunner
 from PIL import Image, ImageDraw
 
 from plumenet.cli import main
-from plumenet.model.network import MODEL_CONFIGS, build_model
+from plumenet.model.registry import MODEL_CONFIGS, build_model
 from plumenet.model.weights import load_model, save_model
+from plumenet.training.evaluate import evaluate_model
 from plumenet.training.labelme import LabelMeDataset, load_labelme, load_labelme_dir
-from plumenet.training.loop import evaluate_model
 
 W, H = 64, 48
 

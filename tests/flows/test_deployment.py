@@ -71,7 +71,7 @@ def prefect_server(tmp_path):
 
 
 def test_backfill_deployment_runs_on_a_process_worker(prefect_server, tmp_path):
-    from plumenet.model.network import build_model
+    from plumenet.model.registry import build_model
     from plumenet.model.weights import save_model
 
     env = prefect_server

@@ -39,7 +39,7 @@ CADENCE = "30min"
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory) -> str:
-    from plumenet.model.network import build_model
+    from plumenet.model.registry import build_model
     from plumenet.model.weights import save_model
 
     out = tmp_path_factory.mktemp("model") / "tiny"
@@ -129,7 +129,8 @@ def test_catalogue_flow_publishes_episodes_and_timeline(prefect_harness, clean_r
     config, _ = clean_run
     paths = catalogue(config=str(config), out=str(tmp_path / "catalogue"))
     assert Path(paths["FLOW"]["timeline_png"]).stat().st_size > 5_000
-    assert _latest_artifact("timeline-flow").type == "image"
+    timeline = _latest_artifact("timeline-flow")  # the PNG inline: a remote UI shows it
+    assert timeline.type == "markdown" and "](data:image/png;base64,iVBORw0KGgo" in timeline.data
     assert _latest_artifact("episodes-flow").type in {"table", "markdown"}
 
 

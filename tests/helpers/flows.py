@@ -31,6 +31,7 @@ def write_config(
     fields: dict[str, str] | None = None,
     store: str | None = None,
     storage_options: dict[str, Any] | None = None,
+    unit: str | None = "1D",
 ) -> Path:
     cfg = {
         "store": store or str(Path(out) / "plumenet.zarr"),
@@ -45,6 +46,7 @@ def write_config(
                 "timezone": "UTC",
                 "cadence": cadence,
                 "grid_start": start,
+                **({"unit": unit} if unit else {}),
             }
         ],
     }

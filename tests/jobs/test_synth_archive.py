@@ -1,4 +1,4 @@
-"""Synthetic archives: layouts, broken files, ground truth (fractions, RSAM lag, events), CLI."""
+"""Synthetic archives: layouts, broken files, truth files and their round trip, QuakeML, CLI."""
 
 from __future__ import annotations
 
@@ -15,15 +15,8 @@ from PIL import Image
 from plumenet.classes import EMISSION_CLASSES, MODEL_CLASSES
 from plumenet.cli import main
 from plumenet.errors import ConfigError
-from plumenet.jobs.synth_archive import (
-    BROKEN_KINDS,
-    make_episodes,
-    make_events,
-    make_rsam,
-    make_timeline,
-    read_truth,
-    write_archive,
-)
+from plumenet.jobs.synth_archive import BROKEN_KINDS, read_truth, write_archive
+from plumenet.synthetic.timeline import make_timeline
 
 SMALL = (96, 72)
 
@@ -170,76 +163,6 @@ def test_quakeml_has_the_same_events(archive):
     assert len(catalog) == len(csv) == len(truth.events) > 0
     mags = sorted(round(ev.magnitudes[0].mag, 1) for ev in catalog)
     assert mags == sorted(csv["magnitude"].round(1).tolist())
-
-
-def test_episodes_are_poisson_with_valid_classes():
-    eps = make_episodes("2024-01-01", "2024-01-11", seed=4)
-    assert list(eps.columns) == ["episode", "class", "onset", "end"]
-    assert 10 <= len(eps) <= 70
-    assert set(eps["class"]) <= set(EMISSION_CLASSES)
-    assert (eps["end"] > eps["onset"]).all()
-    dur = eps["end"] - eps["onset"]
-    assert dur.max() <= pd.Timedelta("6h") and dur.median() >= pd.Timedelta("20min")
-    assert eps["onset"].is_monotonic_increasing
-    pd.testing.assert_frame_equal(eps, make_episodes("2024-01-01", "2024-01-11", seed=4))
-
-
-def test_timeline_night_clouds_and_interruption():
-    eps = pd.DataFrame(
-        {
-            "episode": [0],
-            "class": ["eruption_column"],
-            "onset": [pd.Timestamp("2024-03-01T10:00")],
-            "end": [pd.Timestamp("2024-03-01T14:00")],
-        }
-    )
-    tl = make_timeline("2024-03-01", "2024-03-02", "10min", 1, episodes=eps)
-    assert len(tl) == 144 and tl.attrs["episodes"] is eps
-    assert tl["cloud_cover"].between(0, 1).all()
-    at = tl.set_index("time")
-    assert bool(at.loc["2024-03-01T02:00", "night"]) and not bool(
-        at.loc["2024-03-01T12:00", "night"]
-    )
-    inside = tl[(tl["time"] >= eps["onset"][0]) & (tl["time"] < eps["end"][0])]
-    assert (inside["eruption_column"] > 0).all() and (inside["active"] == "0").all()
-    assert inside["obstructed"].sum() >= 3  # a cloudy stretch interrupts the long episode
-    outside = tl[tl["time"] < eps["onset"][0]]
-    assert (outside["eruption_column"] == 0).all()
-    nz = make_timeline("2024-03-01", "2024-03-02", "10min", 1, tz="Pacific/Auckland", episodes=eps)
-    # 12:00 UTC is 01:00 NZDT
-    assert bool(nz.set_index("time").loc["2024-03-01T12:00", "night"])
-
-
-def test_rsam_leads_visible_activity_by_the_lag():
-    start, end = pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-06")
-    eps = make_episodes(start, end, seed=8)
-    rsam = make_rsam(eps, start, end, seed=8, lag=pd.Timedelta("30min"))
-    times = rsam["time"]
-    active = np.zeros(len(times))
-    for onset, stop in zip(eps["onset"], eps["end"], strict=True):
-        active += ((times >= onset) & (times < stop)).to_numpy()
-    x = (rsam["value"] - rsam["value"].mean()).to_numpy()
-    y = active - active.mean()
-    lags = range(-12, 13)  # in 10-minute steps: corr(rsam(t), activity(t + k))
-    corr = []
-    for k in lags:
-        a, b = (x[: len(x) - k], y[k:]) if k >= 0 else (x[-k:], y[: len(y) + k])
-        corr.append(float(np.corrcoef(a, b)[0, 1]))
-    assert list(lags)[int(np.argmax(corr))] == 3
-    assert max(corr) > 0.6
-
-
-def test_events_cluster_before_onsets():
-    start, end = pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-06")
-    eps = make_episodes(start, end, seed=8)
-    ev = make_events(eps, start, end, seed=8)
-    assert list(ev.columns) == ["time", "magnitude"] and ev["time"].is_monotonic_increasing
-    before = 0
-    for onset in eps["onset"]:
-        before += int(((ev["time"] >= onset - pd.Timedelta("20min")) & (ev["time"] <= onset)).sum())
-    window_share = len(eps) * 20 / ((end - start) / pd.Timedelta("1min"))
-    assert before / len(ev) > 5 * window_share  # far more than a uniform rate would give
-    assert before >= 2 * len(eps[eps["onset"] - pd.Timedelta("20min") >= start])
 
 
 def test_bad_arguments_are_config_errors(tmp_path: Path):

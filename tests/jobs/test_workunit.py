@@ -9,13 +9,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from plumenet.jobs import workunit
 from plumenet.jobs.workunit import UnitJob, get_predictor, run_unit
 
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory) -> str:
-    from plumenet.model.network import build_model
+    from plumenet.model.registry import build_model
     from plumenet.model.weights import save_model
 
     out = tmp_path_factory.mktemp("wu") / "tiny"
@@ -31,7 +30,8 @@ def _jpeg(rng: np.random.Generator, shape: tuple[int, int]) -> bytes:
 
 def _unit_and_store(tmp_path, rng, frame_shape=(90, 120), n=6, broken=()):
     from plumenet.config import CameraConfig
-    from storage.store import WorkUnit, ensure_camera
+    from storage.grid import WorkUnit
+    from storage.zarr_store import ensure_camera
 
     camera = CameraConfig(
         id="WU", archive=str(tmp_path), template="flat", fields={"CAM": "wu"},
@@ -87,29 +87,6 @@ def test_tiled_unit_stores_pooled_quantized_probabilities(tmp_path, rng, tiny_di
     np.testing.assert_allclose(g["fraction"][:2].sum(axis=1), 1.0, atol=1e-6)
 
 
-def test_transient_fetch_errors_are_retried(monkeypatch, tmp_path, rng):
-    """A connection reset cannot be caused on a local disk: this fault is injected."""
-    path = tmp_path / "x.jpg"
-    path.write_bytes(_jpeg(rng, (10, 10)))
-    fs = workunit._filesystem(str(path), {})
-    calls = {"n": 0}
-    real = fs.cat_file
-
-    def flaky(p):
-        calls["n"] += 1
-        if calls["n"] < 3:
-            raise ConnectionError("connection reset by peer")
-        return real(p)
-
-    monkeypatch.setattr(fs, "cat_file", flaky)
-    monkeypatch.setattr(workunit.time, "sleep", lambda s: None)
-    assert workunit._fetch(fs, str(path), attempts=4) == path.read_bytes()
-    assert calls["n"] == 3
-    calls["n"] = -10
-    with pytest.raises(ConnectionError, match="connection reset"):
-        workunit._fetch(fs, str(path), attempts=3)
-
-
 def test_predictor_is_loaded_once_per_process(tiny_dir):
     a = get_predictor(tiny_dir, device="cpu", batch_size=4)
     b = get_predictor(tiny_dir, device="cpu", batch_size=4)
@@ -120,7 +97,8 @@ def test_predictor_is_loaded_once_per_process(tiny_dir):
 def test_unit_fills_anomaly_when_the_camera_has_a_fitted_model(tmp_path, rng, tiny_dir):
     import zarr
 
-    from plumenet.anomaly.padim import fit_padim, save_padim
+    from plumenet.anomaly.files import save_padim
+    from plumenet.anomaly.fit import fit_padim
     from plumenet.model.weights import load_model
 
     loaded = load_model(tiny_dir, device="cpu")

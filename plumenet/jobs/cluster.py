@@ -1,0 +1,221 @@
+"""Which Dask cluster a backfill runs on: from the config's ``cluster:`` section, the CLI or
+a flow parameter, checked before anything starts.
+
+Plain functions over :class:`plumenet.config.ClusterConfig`; ``flows.pipeline`` turns the
+result into a ``DaskTaskRunner``. A cluster is reached one of five ways: ``local`` (a
+``LocalCluster`` sized by ``workers`` / ``threads_per_worker`` / ``memory_limit``),
+``local-cuda``, a scheduler address, a scheduler file (as ``dask scheduler --scheduler-file``
+writes it) or a ``cluster_class`` named by its import path with ``cluster_kwargs`` (e.g.
+``dask_jobqueue.SLURMCluster``), optionally scaled with ``adapt``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from plumenet.config import ClusterConfig
+from plumenet.errors import ConfigError
+
+#: Threads per worker process of the default local cluster (torch takes the cores itself).
+LOCAL_THREADS_PER_WORKER = 1
+#: Units dispatched at once per worker thread when ``max_in_flight`` is not set.
+IN_FLIGHT_PER_THREAD = 2
+
+ClusterLike = str | dict[str, Any] | ClusterConfig | None
+
+
+def parse_cluster(value: str) -> dict[str, Any]:
+    """A ``--cluster`` string as a ``cluster:`` section.
+
+    ``local`` / ``local-cuda`` / ``tcp://host:8786`` (any ``scheme://``) -> ``address``;
+    a path ending in ``.json`` -> ``scheduler_file``; a dotted import path whose last part
+    is a class name (``distributed.LocalCluster``) -> ``cluster_class``.
+    """
+    text = value.strip()
+    if text in ("local", "local-cuda") or "://" in text:
+        return {"address": text}
+    if text.endswith(".json"):
+        return {"scheduler_file": text}
+    module, _, name = text.rpartition(".")
+    if module and name[:1].isupper() and all(p.isidentifier() for p in text.split(".")):
+        return {"cluster_class": text}
+    raise ConfigError(
+        f"unknown cluster {value!r}: use 'local', 'local-cuda', a scheduler address such as "
+        "tcp://host:8786, a scheduler file (*.json) or a cluster class such as "
+        "dask_jobqueue.SLURMCluster"
+    )
+
+
+def resolve_cluster(configured: ClusterConfig, override: ClusterLike = None) -> ClusterConfig:
+    """The cluster a run uses: ``override`` (CLI / flow parameter) wins over the config.
+
+    A string override replaces the config's way of reaching workers but keeps its sizing
+    and bound where they still apply; a dict is a whole ``cluster:`` section.
+    """
+    if override is None:
+        spec = configured
+    elif isinstance(override, ClusterConfig):
+        spec = override
+    else:
+        if isinstance(override, str):
+            kept = {
+                k: v
+                for k, v in configured.model_dump(exclude_defaults=True).items()
+                if k in ("max_in_flight", "gpu")
+            }
+            raw: dict[str, Any] = {**kept, **parse_cluster(override)}
+        else:
+            raw = dict(override)
+        try:
+            spec = ClusterConfig.model_validate(raw)
+        except ValidationError as err:
+            first = err.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            what = first["ctx"]["error"] if "ctx" in first else first["msg"]
+            raise ConfigError(f"cluster {where or 'settings'}: {what}") from err
+    check_cluster(spec)
+    return spec
+
+
+def check_cluster(spec: ClusterConfig) -> ClusterConfig:
+    """Fail before any server or worker starts: missing extras, unimportable classes, files."""
+    if spec.kind == "local-cuda":
+        try:
+            importlib.import_module("dask_cuda")
+        except ImportError as err:
+            raise ConfigError(
+                "cluster local-cuda needs dask-cuda: install it with `pip install "
+                "'plumenet[gpu]'` on a machine with NVIDIA GPUs"
+            ) from err
+    if spec.kind == "cluster_class":
+        module, _, name = str(spec.cluster_class).rpartition(".")
+        try:
+            found = getattr(importlib.import_module(module), name, None) if module else None
+        except ImportError as err:
+            raise ConfigError(
+                f"cluster_class {spec.cluster_class!r}: cannot import {module!r} ({err}) — "
+                "install the package that provides it (e.g. dask-jobqueue)"
+            ) from err
+        if found is None:
+            raise ConfigError(
+                f"cluster_class {spec.cluster_class!r}: no {name!r} in {module or '(none)'!r} "
+                "— give the full import path, e.g. dask_jobqueue.SLURMCluster"
+            )
+    if spec.kind == "scheduler_file":
+        scheduler_address(spec)
+    return spec
+
+
+def scheduler_address(spec: ClusterConfig) -> str:
+    """The address in a scheduler file (``dask scheduler --scheduler-file FILE``)."""
+    path = Path(str(spec.scheduler_file)).expanduser()
+    try:
+        address = json.loads(path.read_text())["address"]
+    except FileNotFoundError as err:
+        raise ConfigError(
+            f"scheduler file {path} not found — start the scheduler with "
+            f"`dask scheduler --scheduler-file {path}` first, or fix the path"
+        ) from err
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigError(
+            f"scheduler file {path} holds no scheduler address ({type(err).__name__}) — "
+            "give the file `dask scheduler --scheduler-file` wrote"
+        ) from err
+    return str(address)
+
+
+def local_cluster_kwargs(spec: ClusterConfig, threads_env: str) -> dict[str, Any]:
+    """``LocalCluster`` arguments: worker processes sized to this machine unless given."""
+    n_cpu = os.cpu_count() or 1
+    workers = spec.workers or max(1, min(4, n_cpu // 4))
+    threads = spec.threads_per_worker or LOCAL_THREADS_PER_WORKER
+    kwargs: dict[str, Any] = {
+        "n_workers": workers,
+        "threads_per_worker": threads,
+        "processes": True,
+        "dashboard_address": None,
+        "env": {threads_env: str(max(1, n_cpu // workers))},
+    }
+    if spec.memory_limit:
+        kwargs["memory_limit"] = spec.memory_limit
+    return kwargs
+
+
+def in_flight_bound(spec: ClusterConfig, worker_threads: int) -> int:
+    """Units dispatched at once: ``max_in_flight``, else 2 per worker thread (at least 2).
+
+    An adaptive cluster may start with no workers: its ``adapt.maximum`` sizes the bound.
+    """
+    if spec.max_in_flight:
+        return spec.max_in_flight
+    threads = worker_threads
+    if spec.adapt is not None:
+        threads = max(threads, spec.adapt.maximum * (spec.threads_per_worker or 1))
+    return max(2, IN_FLIGHT_PER_THREAD * threads)
+
+
+def wants_gpu(spec: ClusterConfig, worker_resources: list[dict[str, float]]) -> bool:
+    """Annotate units with a ``GPU`` resource: ``gpu`` if set, else for ``local-cuda`` or
+    when any worker offers a ``GPU`` resource (units then never land on CPU-only workers)."""
+    if spec.gpu is not None:
+        return spec.gpu
+    if spec.kind == "local-cuda":
+        return True
+    return any(r.get("GPU", 0) > 0 for r in worker_resources)
+
+
+def cluster_from_options(
+    configured: ClusterConfig,
+    *,
+    cluster: str | None = None,
+    workers: int | None = None,
+    threads_per_worker: int | None = None,
+    memory_limit: str | None = None,
+    cluster_kwargs: str | None = None,
+    adapt: str | None = None,
+    max_in_flight: int | None = None,
+) -> dict[str, Any] | None:
+    """The CLI's cluster options over the config's ``cluster:`` section, as a whole section
+    (``None`` when no option is given: the flow then reads the config itself)."""
+    given = {
+        "workers": workers,
+        "threads_per_worker": threads_per_worker,
+        "memory_limit": memory_limit,
+        "max_in_flight": max_in_flight,
+    }
+    extra: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    if cluster_kwargs is not None:
+        try:
+            extra["cluster_kwargs"] = json.loads(cluster_kwargs)
+        except ValueError as err:
+            raise ConfigError(
+                f"--cluster-kwargs {cluster_kwargs!r} is not JSON — e.g. "
+                '\'{"queue": "gpu", "cores": 8}\''
+            ) from err
+        if not isinstance(extra["cluster_kwargs"], dict):
+            raise ConfigError("--cluster-kwargs must be a JSON object, e.g. '{\"cores\": 8}'")
+    if adapt is not None:
+        low, sep, high = adapt.partition(":")
+        if not sep or not low.isdigit() or not high.isdigit():
+            raise ConfigError(f"--adapt {adapt!r}: give MIN:MAX worker counts, e.g. 0:8")
+        extra["adapt"] = {"minimum": int(low), "maximum": int(high)}
+    if cluster is None and not extra:
+        return None
+    raw = configured.model_dump(exclude_defaults=True)
+    if cluster is not None:
+        for key in ("address", "scheduler_file", "cluster_class", "cluster_kwargs", "adapt"):
+            raw.pop(key, None)
+        way = parse_cluster(cluster)
+        raw.update(way)
+        if way.get("address") not in ("local", "local-cuda"):  # sized by whoever starts it
+            for key in ("workers", "threads_per_worker", "memory_limit"):
+                raw.pop(key, None)
+    raw.update(extra)
+    resolve_cluster(configured, raw)  # one clear line now, not after a server started
+    return raw
