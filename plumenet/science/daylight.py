@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 
-import storage.grid  # scratch: the layer rule must reject this
-
 __all__ = ["CIVIL_TWILIGHT_DEG", "solar_elevation"]
 
 #: Sun elevation (degrees) below which a frame counts as night by default: civil twilight.
