@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import io
-import os
 import re
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +16,8 @@ import zarr
 from PIL import Image
 
 from storage.layouts import format_path
-from tests.helpers.flows import free_port, write_config
+from tests.helpers.flows import write_config
+from tests.helpers.prefect import prefect_server_process
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,38 +35,9 @@ def _prefect(args: list[str], env: dict[str, str], timeout: float = 120) -> str:
 
 @pytest.fixture
 def prefect_server(tmp_path):
-    port = free_port()
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(tmp_path / "prefect-home"),
-        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_ENABLED": "false",
-        "PLUMENET_HOME": str(REPO),
-        "COLUMNS": "250",  # rich tables in full, for the assertions on CLI output
-    }
-    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "prefect"), "server", "start",
-         "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            pytest.fail(f"prefect server did not start:\n{(tmp_path / 'server.log').read_text()}")
-        time.sleep(0.5)
-    yield env
-    server.terminate()
-    server.wait(timeout=30)
-    log.close()
+    extra = {"PLUMENET_HOME": str(REPO), "COLUMNS": "250"}  # rich tables in full
+    with prefect_server_process(tmp_path, **extra) as env:
+        yield env
 
 
 def test_backfill_deployment_runs_on_a_process_worker(prefect_server, tmp_path):

@@ -22,7 +22,8 @@ import pytest
 import yaml
 
 from tests.helpers.catalogue import make_store
-from tests.helpers.flows import free_port, write_config
+from tests.helpers.flows import write_config
+from tests.helpers.prefect import prefect_server_process
 
 REPO = Path(__file__).resolve().parents[2]
 START, LAST_DAY = "2024-02-01", "2024-02-02"  # two daily units
@@ -115,48 +116,20 @@ def prefect_server(tmp_path_factory):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     tmp = tmp_path_factory.mktemp("prefect")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(tmp / "home"),
-        "PREFECT_API_URL": url,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_ENABLED": "false",
-    }
-    log = open(tmp / "server.log", "w")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "prefect"), "server", "start",
-         "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while True:
+    with prefect_server_process(tmp) as env:
+        url = env["PREFECT_API_URL"]
+        previous = os.environ.get("PREFECT_API_URL")
+        os.environ["PREFECT_API_URL"] = url
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            pytest.fail(f"prefect server did not start:\n{(tmp / 'server.log').read_text()}")
-        time.sleep(0.5)
-    previous = os.environ.get("PREFECT_API_URL")
-    os.environ["PREFECT_API_URL"] = url
-    try:
-        with temporary_settings({PREFECT_API_URL: url}):
-            _fresh_event_workers()  # the process's events client may point at an earlier server
-            yield url
-            _fresh_event_workers()
-    finally:
-        if previous is None:
-            os.environ.pop("PREFECT_API_URL", None)
-        else:
-            os.environ["PREFECT_API_URL"] = previous
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
+            with temporary_settings({PREFECT_API_URL: url}):
+                _fresh_event_workers()  # the process's events client may point elsewhere
+                yield url
+                _fresh_event_workers()
+        finally:
+            if previous is None:
+                os.environ.pop("PREFECT_API_URL", None)
+            else:
+                os.environ["PREFECT_API_URL"] = previous
 
 
 def _fresh_event_workers() -> None:
