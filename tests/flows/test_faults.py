@@ -24,16 +24,6 @@ CADENCE = "30min"
 
 
 @pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory) -> str:
-    from plumenet.model.registry import build_model
-    from plumenet.model.weights import save_model
-
-    out = tmp_path_factory.mktemp("model") / "tiny"
-    save_model(build_model("tiny", seed=0), out, model_id="tiny-fault-test")
-    return str(out)
-
-
-@pytest.fixture(scope="module")
 def s3_archive(make_bucket, s3_storage_options):
     """A two-day synthetic archive (with a few broken files) in a fresh moto bucket."""
     from plumenet.jobs.synth_archive import write_archive

@@ -38,16 +38,6 @@ CADENCE = "30min"
 
 
 @pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory) -> str:
-    from plumenet.model.registry import build_model
-    from plumenet.model.weights import save_model
-
-    out = tmp_path_factory.mktemp("model") / "tiny"
-    save_model(build_model("tiny", seed=0), out, model_id="tiny-flow-test")
-    return str(out)
-
-
-@pytest.fixture(scope="module")
 def archive(tmp_path_factory):
     from plumenet.jobs.synth_archive import write_archive
 

@@ -32,16 +32,6 @@ UNITS = 10
 
 
 @pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory) -> str:
-    from plumenet.model.registry import build_model
-    from plumenet.model.weights import save_model
-
-    out = tmp_path_factory.mktemp("model") / "tiny"
-    save_model(build_model("tiny", seed=0), out, model_id="tiny-streaming-test")
-    return str(out)
-
-
-@pytest.fixture(scope="module")
 def archive(tmp_path_factory) -> Path:
     from plumenet.jobs.synth_archive import write_archive
 
