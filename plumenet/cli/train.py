@@ -256,12 +256,14 @@ def evaluate_command(
     spec: str, data: Path, out: Path, mask_classes: str, device: str | None
 ) -> None:
     """Per-class precision, recall, F1, IoU and the confusion matrix (the paper's Table 1)."""
+    from plumenet.cli.progress import progress
     from plumenet.model.weights import load_model
     from plumenet.training.evaluate import evaluate_model, write_evaluation
 
     dataset = _load_dataset(data, mask_classes)
     loaded = load_model(spec, device=device)
-    metrics = evaluate_model(loaded, dataset)
+    with progress(len(dataset), "evaluate", "images") as advance:
+        metrics = evaluate_model(loaded, dataset, on_image=advance)
     metrics["model"] = loaded.describe()
     metrics["data"] = str(data)
     paths = write_evaluation(metrics, out)

@@ -12,7 +12,7 @@ object API (``Figure``, no pyplot state).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +65,11 @@ def evaluate_model(
     *,
     at_original_resolution: bool = True,
     names: Sequence[str] | None = None,
+    on_image: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """The paper's Table 1 and Figure 3 over a labelled dataset.
+
+    ``on_image(1)`` is called after each image (progress for long evaluations).
 
     Returns :func:`plumenet.training.metrics.segmentation_metrics` of the summed confusion matrix
     plus ``n_images`` and ``per_image`` (one dict per image: ``image``, ``pixels``,
@@ -93,6 +96,8 @@ def evaluate_model(
             mask = m[0].numpy()
         cm = confusion_matrix(mask, pred, k, ignore=IGNORE_INDEX)
         total += cm
+        if on_image is not None:
+            on_image(1)
         m = segmentation_metrics(cm, classes)
         row: dict[str, Any] = {
             "image": str(names[i]) if names is not None else str(i),

@@ -128,6 +128,8 @@ def test_evaluate_writes_table_consistent_with_direct_computation(trained, label
     assert result.exit_code == 0, result.output
     assert "eruption_column" in result.output and "without background" in result.output
     metrics = json.loads((ev / "metrics.json").read_text())
+    n = metrics["n_images"]
+    assert f"evaluate: {n}/{n} images" in result.output  # progress line (no terminal here)
     for key in (
         "pixel_accuracy",
         "pixel_accuracy_no_background",
