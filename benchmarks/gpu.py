@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -45,6 +44,7 @@ import numpy as np
 import torch
 
 from benchmarks.gpu_report import markdown, ratios
+from benchmarks.model_throughput import median_seconds, sync_device
 from benchmarks.unit_fixture import jpeg_bytes, make_units, save_model
 
 #: Agreement tolerances the run is judged against (also in docs/BENCHMARKS.md).
@@ -72,25 +72,6 @@ class Run:
         except Exception as err:  # noqa: BLE001 - one broken section must not lose the others
             self.results[name] = {"error": f"{type(err).__name__}: {err}"}
         print(f"[{name}] {time.perf_counter() - t0:.1f} s: {self.results[name]}", flush=True)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _timed(fn: Callable[[], Any], device: torch.device, warmup: int, iters: int) -> float:
-    """Median seconds per call (device work included)."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def _peak_gib(device: torch.device) -> float | None:
@@ -135,7 +116,7 @@ def model_alone(args: argparse.Namespace, device: torch.device) -> dict:
                 with torch.inference_mode(), amp:
                     fn(x)
 
-            sec = _timed(
+            sec = median_seconds(
                 step, device, args.warmup + (1 if mode.endswith("compile") else 0), args.iters
             )
             rates[str(bs)] = round(bs / sec, 1)
@@ -156,9 +137,11 @@ def predictor_rate(args: argparse.Namespace, device: torch.device) -> dict:
     size = predictor.input_size
     n = args.unit_batch * (4 if not args.quick else 1)
     frames = np.random.default_rng(0).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
-    sec = _timed(lambda: predictor.predict(frames), device, 1, max(1, args.iters // 2))
+    sec = median_seconds(lambda: predictor.predict(frames), device, 1, max(1, args.iters // 2))
     on_device = torch.from_numpy(frames).to(device)
-    sec_dev = _timed(lambda: predictor.predict(on_device), device, 1, max(1, args.iters // 2))
+    sec_dev = median_seconds(
+        lambda: predictor.predict(on_device), device, 1, max(1, args.iters // 2)
+    )
     return {
         "batch": args.unit_batch,
         "amp": str(predictor.amp_dtype),
@@ -178,14 +161,18 @@ def decode_rates(args: argparse.Namespace, device: torch.device) -> dict:
     batch = [datas[k % len(datas)] for k in range(args.unit_batch)]
     threads = os.cpu_count() or 1
     with ThreadPoolExecutor(threads) as pool:
-        sec = _timed(lambda: list(pool.map(lambda d: load_frame(d, 518), batch)), device, 1, 3)
+        sec = median_seconds(
+            lambda: list(pool.map(lambda d: load_frame(d, 518), batch)), device, 1, 3
+        )
     out: dict[str, Any] = {
         "frame": f"{w}x{h}",
         "pillow_threads": threads,
         "pillow_fps": round(len(batch) / sec, 1),
     }
     if device.type == "cuda" and gpu_decode_available():
-        sec = _timed(lambda: decode_resize(batch, 518, device), device, 2, max(3, n // len(batch)))
+        sec = median_seconds(
+            lambda: decode_resize(batch, 518, device), device, 2, max(3, n // len(batch))
+        )
         out["nvjpeg_fps"] = round(len(batch) / sec, 1)
         out["nvjpeg_over_pillow"] = round(out["nvjpeg_fps"] / out["pillow_fps"], 2)
     else:
@@ -230,12 +217,12 @@ def unit_rates(args: argparse.Namespace, device: torch.device, root: Path) -> di
             t0 = time.perf_counter()
             with ThreadPoolExecutor(1) as pool:  # a worker thread, as Dask runs a task
                 summaries = list(pool.map(lambda u, job=job: run_unit(u, job), units))
-            _sync(device)
+            sync_device(device)
             serial.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             with ThreadPoolExecutor(args.units_per_gpu) as pool:
                 list(pool.map(lambda u, job=job: run_unit(u, job), units))
-            _sync(device)
+            sync_device(device)
             concurrent.append(time.perf_counter() - t0)
         serial_s, concurrent_s = min(serial), min(concurrent)
         out[label] = {

@@ -45,21 +45,22 @@ from plumenet.model.registry import build_model
 SIZE = 518
 
 
-def _sync(device: torch.device) -> None:
+def sync_device(device: torch.device) -> None:
+    """Wait for queued device work (CUDA), so a timer measures it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def _time(fn: Callable[[], Any], device: torch.device, iters: int, warmup: int) -> float:
-    """Median seconds per call."""
+def median_seconds(fn: Callable[[], Any], device: torch.device, warmup: int, iters: int) -> float:
+    """Median seconds per call of ``fn`` (device work included), after ``warmup`` calls."""
     for _ in range(warmup):
         fn()
-    _sync(device)
+    sync_device(device)
     times = []
     for _ in range(iters):
         t0 = time.perf_counter()
         fn()
-        _sync(device)
+        sync_device(device)
         times.append(time.perf_counter() - t0)
     return float(np.median(times))
 
@@ -104,7 +105,7 @@ def bench_model(
 
             for path, fn in (("model", run_model), ("predictor", run_predictor)):
                 try:
-                    sec = _time(fn, device, iters, warmup + (1 if compiled else 0))
+                    sec = median_seconds(fn, device, warmup + (1 if compiled else 0), iters)
                 except torch.cuda.OutOfMemoryError:
                     torch.cuda.empty_cache()
                     rows.append(
@@ -154,7 +155,7 @@ def bench_decode(iters: int) -> list[dict[str, Any]]:
 
     rows = []
     for name, fn in (("draft (load_frame)", with_draft), ("full decode + resize", without_draft)):
-        sec = _time(fn, cpu, iters, 2)
+        sec = median_seconds(fn, cpu, 2, iters)
         rows.append(
             dict(
                 path=f"decode 1920x1080 JPEG -> 518: {name}",

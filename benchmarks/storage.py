@@ -39,6 +39,7 @@ def _camera(archive: str, cadence: str = "10min"):
         template="geonet",
         fields={"SITE": "WIZ", "VC": "01"},
         cadence=cadence,
+        unit="1D",  # one unit per day, as in the recorded numbers (the 10-min default is 7D)
         grid_start="2023-01-01",
     )
 

@@ -39,7 +39,7 @@ from typing import Any
 import pandas as pd
 
 from plumenet.errors import StoreError
-from storage.lease_objects import LeaseConflictError, lease_backend
+from storage.lease_objects import LEASE_CHANGED, LeaseConflictError, lease_backend
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ class StoreLease:
             self.backend.replace(data, current[1])
         mine = self.backend.read()
         if mine is None or mine[0] != data:
-            raise LeaseConflictError
+            raise LeaseConflictError(LEASE_CHANGED)
         self.etag = mine[1]
         return None
 

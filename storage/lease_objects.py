@@ -28,6 +28,11 @@ LEASE_KEY = ".plumenet-lease.json"
 READ_BACK_PAUSE_S = 0.5
 
 
+#: Why a conditional write of the lease object was refused.
+LEASE_EXISTS = "a lease object exists already"
+LEASE_CHANGED = "the lease object changed since it was read"
+
+
 class LeaseConflictError(Exception):
     """A compare-and-swap on the lease object lost (internal: the caller retries)."""
 
@@ -94,14 +99,14 @@ class LocalLeaseBackend:
     def create(self, data: bytes) -> None:
         with self._locked():
             if self._read() is not None:
-                raise LeaseConflictError
+                raise LeaseConflictError(LEASE_EXISTS)
             self._write(data)
 
     def replace(self, data: bytes, etag: str) -> None:
         with self._locked():
             current = self._read()
             if current is None or current[1] != etag:
-                raise LeaseConflictError
+                raise LeaseConflictError(LEASE_CHANGED)
             self._write(data)
 
     def delete(self, etag: str) -> None:
@@ -143,17 +148,17 @@ class FsspecLeaseBackend:
         time.sleep(READ_BACK_PAUSE_S)
         current = self.read()
         if current is None or current[0] != data:
-            raise LeaseConflictError
+            raise LeaseConflictError(LEASE_CHANGED)
 
     def create(self, data: bytes) -> None:
         if self.conditional:
             try:
                 self.fs.pipe_file(self.path, data, mode="create")
             except FileExistsError as err:
-                raise LeaseConflictError from err
+                raise LeaseConflictError(LEASE_EXISTS) from err
             return
         if self.fs.exists(self.path):
-            raise LeaseConflictError
+            raise LeaseConflictError(LEASE_EXISTS)
         self.fs.pipe_file(self.path, data)
         self._read_back(data)
 
@@ -162,15 +167,15 @@ class FsspecLeaseBackend:
             try:
                 self.fs.pipe_file(self.path, data, IfMatch=etag)
             except FileNotFoundError as err:
-                raise LeaseConflictError from err
+                raise LeaseConflictError(LEASE_CHANGED) from err
             except OSError as err:  # 412 PreconditionFailed
                 if "precondition" in str(err).lower() or getattr(err, "errno", None) == 22:
-                    raise LeaseConflictError from err
+                    raise LeaseConflictError(LEASE_CHANGED) from err
                 raise
             return
         current = self.read()
         if current is None or current[1] != etag:
-            raise LeaseConflictError
+            raise LeaseConflictError(LEASE_CHANGED)
         self.fs.pipe_file(self.path, data)
         self._read_back(data)
 

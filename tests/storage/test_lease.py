@@ -164,12 +164,12 @@ def test_s3_lease_takes_renews_refuses_and_releases(s3_bucket, s3_storage_option
 def test_s3_conditional_puts_refuse_a_stale_writer(s3_bucket, s3_storage_options):
     backend = lease_backend(f"{s3_bucket}/x.zarr", s3_storage_options)
     backend.create(b"first")
-    with pytest.raises(LeaseConflictError):
+    with pytest.raises(LeaseConflictError, match="exists already"):
         backend.create(b"second")  # If-None-Match: * on an existing object
     data, etag = backend.read()  # type: ignore[misc]
     assert data == b"first"
     backend.replace(b"third", etag)
-    with pytest.raises(LeaseConflictError):
+    with pytest.raises(LeaseConflictError, match="changed since it was read"):
         backend.replace(b"fourth", etag)  # If-Match on an etag that is gone
     assert backend.read()[0] == b"third"  # type: ignore[index]
 
