@@ -24,6 +24,7 @@ import pandas as pd
 from prefect import Task, flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import task_run
 from prefect.tasks import exponential_backoff
 from prefect_dask import DaskTaskRunner
 from rich.progress import (
@@ -64,7 +65,14 @@ from plumenet.jobs.cluster import (
 )
 from plumenet.jobs.lease import driver_lease
 from plumenet.jobs.preflight import preflight
-from plumenet.jobs.workunit import THREADS_ENV, UnitJob, UnitSummary, run_unit
+from plumenet.jobs.taskgroups import (
+    UnitFailure,
+    UnitOutcome,
+    frames_per_task,
+    group_units,
+    run_unit_group,
+)
+from plumenet.jobs.workunit import THREADS_ENV, UnitJob, UnitSummary
 from plumenet.timeutil import parse_end, parse_start
 
 logger = logging.getLogger(__name__)
@@ -119,18 +127,39 @@ def make_task_runner(spec: ClusterConfig) -> DaskTaskRunner:
     return DaskTaskRunner(address=spec.address)
 
 
+def _group_run_name() -> str:
+    """``CAM-unit-12`` for one unit, ``CAM-units-12-27`` for a group (Prefect's UI)."""
+    params = task_run.parameters
+    units, job = params["units"], params["job"]
+    first, last = units[0].unit, units[-1].unit
+    return f"{job.camera}-unit-{first}" if first == last else f"{job.camera}-units-{first}-{last}"
+
+
+#: Units a task run finished before it timed out, kept in the worker for its retry.
+_FINISHED: dict[Any, dict[int, UnitSummary]] = {}
+
+
 @task(
-    name="process-unit",
+    name="process-units",
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=2),
     retry_jitter_factor=0.5,
     cache_policy=NO_CACHE,
-    task_run_name="{job.camera}-unit-{unit.unit}",
+    task_run_name=_group_run_name,
 )
-def process_unit(unit: Any, job: UnitJob) -> UnitSummary:
-    """One Prefect task per work unit (never per frame): runs on a Dask worker."""
+def process_units(units: list[Any], job: UnitJob) -> list[UnitOutcome]:
+    """One Prefect task per group of consecutive units of one camera (one unit on CPU
+    workers; never per frame): runs on a Dask worker.
+
+    A unit that raises is retried on its own inside (``taskgroups.run_unit_group``) and
+    reported, so Prefect's retries only see what ends the whole task (a timeout); such a
+    retry skips the units the earlier attempt finished.
+    """
     forward_project_logs()  # this worker process's own project log lines reach the run too
-    return run_unit(unit, job)
+    finished = _FINISHED.setdefault(task_run.id, {})
+    outcomes = run_unit_group(units, job, finished=finished)
+    _FINISHED.pop(task_run.id, None)
+    return outcomes
 
 
 def _workers(runner: DaskTaskRunner) -> tuple[int, list[dict[str, float]]]:
@@ -211,27 +240,49 @@ def _progress(enabled: bool, total_units: int) -> Any:
 
 
 class _Dispatch:
-    """Submitted units not yet finished, at most ``bound`` of them; results go to the report."""
+    """Submitted tasks (groups of units) not yet finished, at most ``bound`` of them; each
+    unit's outcome goes to the report."""
 
-    def __init__(self, runner: Any, task_fn: Task[..., Any], report: BackfillReport) -> None:
+    def __init__(
+        self,
+        runner: Any,
+        task_fn: Task[..., Any],
+        report: BackfillReport,
+        unit_timeout: float | None = None,
+    ) -> None:
         self.runner, self.task_fn, self.report = runner, task_fn, report
-        self.where: dict[Any, tuple[str, int]] = {}
+        self.unit_timeout = unit_timeout
+        self.where: dict[Any, list[tuple[str, int]]] = {}
         self.finished: queue.Queue[Any] = queue.Queue()
 
-    def submit(self, unit: Any, job: UnitJob) -> None:
-        future = self.runner.submit(self.task_fn, {"unit": unit, "job": job})
-        self.where[future.task_run_id] = (unit.camera, unit.unit)
+    def submit(self, units: list[Any], job: UnitJob) -> None:
+        task_fn = self.task_fn
+        if self.unit_timeout is not None:  # the timeout is per unit: a group gets its sum
+            task_fn = task_fn.with_options(timeout_seconds=self.unit_timeout * len(units))
+        future = self.runner.submit(task_fn, {"units": units, "job": job})
+        self.report.tasks += 1
+        self.where[future.task_run_id] = [(u.camera, u.unit) for u in units]
         future.add_done_callback(self.finished.put)
 
-    def collect_one(self) -> None:
+    def collect_one(self) -> int:
+        """Wait for one task; returns how many units it held."""
         future = self.finished.get()
-        camera, unit = self.where.pop(future.task_run_id)
+        units = self.where.pop(future.task_run_id)
         try:
-            self.report.add(future.result())
-        except Exception as err:  # noqa: BLE001 - the run goes on; the unit is reported
+            outcomes = future.result()
+        except Exception as err:  # noqa: BLE001 - the run goes on; the units are reported
             error = f"{type(err).__name__}: {err}".splitlines()[0]
-            self.report.failed.append((camera, unit, error))
-            logger.error("unit %s/%s failed after retries: %s", camera, unit, error)
+            outcomes = [UnitFailure(camera, unit, error) for camera, unit in units]
+        for outcome in outcomes:
+            if isinstance(outcome, UnitFailure):
+                self.report.failed.append((outcome.camera, outcome.unit, outcome.error))
+                logger.error(
+                    "unit %s/%s failed after retries: %s",
+                    outcome.camera, outcome.unit, outcome.error,
+                )  # fmt: skip
+            else:
+                self.report.add(outcome)
+        return len(units)
 
     def __len__(self) -> int:
         return len(self.where)
@@ -242,11 +293,13 @@ def run_units(
     plan: BackfillPlan,
     spec: ClusterConfig,
     progress: bool = False,
-    task_fn: Task[..., Any] = process_unit,
+    task_fn: Task[..., Any] = process_units,
     windows: Iterable[Window] | None = None,
+    unit_timeout: float | None = None,
 ) -> BackfillReport:
-    """Plan window by window (one window ahead, in a thread) and keep at most the cluster's
-    in-flight bound of units submitted; collect small summaries as they finish.
+    """Plan window by window (one window ahead, in a thread), group each window's units
+    into tasks (several per task on GPU workers, ``taskgroups``) and keep at most the
+    cluster's in-flight bound of tasks submitted; collect small summaries as they finish.
 
     The task runner is entered here rather than fixed on the flow so that one flow serves
     every kind of cluster.
@@ -281,22 +334,22 @@ def run_units(
             report.cluster_start_s = time.perf_counter() - started
             bound = in_flight_bound(spec, threads)
             report.max_in_flight = bound
-            dispatch = _Dispatch(runner, task_fn, report)
+            dispatch = _Dispatch(runner, task_fn, report, unit_timeout)
+            gpu = wants_gpu(spec, resources)
+            min_frames = frames_per_task(spec.frames_per_task, gpu)
             try:
-                with _gpu_annotation(wants_gpu(spec, resources)):
+                with _gpu_annotation(gpu):
                     for window in ahead:
                         tick(window.done)
-                        for unit in window.units:
+                        for units in group_units(window.units, min_frames):
                             while len(dispatch) >= bound:
-                                dispatch.collect_one()
-                                tick(1)
-                            dispatch.submit(unit, window.camera.job)
+                                tick(dispatch.collect_one())
+                            dispatch.submit(units, window.camera.job)
                             if report.first_dispatch_s is None:
                                 report.first_dispatch_s = time.perf_counter() - started
             finally:
                 while len(dispatch):  # a planning error still lets submitted units finish
-                    dispatch.collect_one()
-                    tick(1)
+                    tick(dispatch.collect_one())
     finally:
         ahead.close()
         if bar is not None:
@@ -328,8 +381,9 @@ def backfill(
 ) -> dict[str, Any]:
     """Segment every frame of ``cameras`` in [start, end) that the store does not hold yet.
 
-    A progress bar when stderr is a terminal, a log line a minute otherwise; each unit is a
-    task with retries and, when ``PLUMENET_UNIT_TIMEOUT_S`` is set, a timeout.
+    A progress bar when stderr is a terminal, a log line a minute otherwise. A task runs one
+    unit (a group of units on GPU workers), each unit retried on its own; with
+    ``PLUMENET_UNIT_TIMEOUT_S`` a task times out after that many seconds per unit.
 
     Args:
         config: Path of cameras.yaml (relative to the working directory).
@@ -346,7 +400,7 @@ def backfill(
     """
     forward_project_logs()
     progress = sys.stderr.isatty()
-    task_fn = process_unit.with_options(timeout_seconds=unit_timeout_s())
+    unit_timeout = unit_timeout_s()
     cfg = load_config(config)
     spec = resolve_cluster(cfg.cluster, cluster)
     t_start, t_end = parse_start(start), parse_end(end)
@@ -365,7 +419,7 @@ def backfill(
             window=duration_text(window),
         )
         if plan.units_in_range:
-            report = run_units(cfg, plan, spec, progress, task_fn=task_fn)
+            report = run_units(cfg, plan, spec, progress, unit_timeout=unit_timeout)
         else:
             report = BackfillReport(plan=plan)
         if not report.units_run and not report.failed:

@@ -111,7 +111,10 @@ def cluster_options(command: Any) -> Any:
             click.option(
                 "--max-in-flight",
                 type=click.IntRange(1),
-                help="Units dispatched at once (default: 2 per worker thread).",
+                help=(
+                    "Tasks dispatched at once: units, or groups of units on GPU workers "
+                    "(default: 2 per worker thread)."
+                ),
             ),
         ]
     )(command)

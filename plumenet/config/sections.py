@@ -98,7 +98,9 @@ class ClusterConfig(BaseModel):
 
     ``address``: ``local`` (default), ``local-cuda`` or a running scheduler (``tcp://...``).
     ``workers`` / ``threads_per_worker`` / ``memory_limit`` size a local cluster;
-    ``max_in_flight`` bounds the units dispatched at once (default: 2 x worker threads);
+    ``max_in_flight`` bounds the tasks dispatched at once (default: 2 x worker threads);
+    ``frames_per_task``: consecutive units of a camera are run as one task until it holds
+    this many frames (default: 20,000 on GPU workers, one unit per task on CPU workers);
     ``gpu`` annotates units with a ``GPU`` resource (default: when workers have one).
     """
 
@@ -113,6 +115,7 @@ class ClusterConfig(BaseModel):
     memory_limit: str | None = None
     adapt: AdaptConfig | None = None
     max_in_flight: int | None = Field(default=None, gt=0)
+    frames_per_task: int | None = Field(default=None, ge=0)
     gpu: bool | None = None
 
     @model_validator(mode="after")

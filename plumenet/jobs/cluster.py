@@ -24,7 +24,8 @@ from plumenet.errors import ConfigError
 
 #: Threads per worker process of the default local cluster (torch takes the cores itself).
 LOCAL_THREADS_PER_WORKER = 1
-#: Units dispatched at once per worker thread when ``max_in_flight`` is not set.
+#: Tasks (one unit, or a group on GPU workers) dispatched at once per worker thread when
+#: ``max_in_flight`` is not set.
 IN_FLIGHT_PER_THREAD = 2
 
 ClusterLike = str | dict[str, Any] | ClusterConfig | None
@@ -67,7 +68,7 @@ def resolve_cluster(configured: ClusterConfig, override: ClusterLike = None) -> 
             kept = {
                 k: v
                 for k, v in configured.model_dump(exclude_defaults=True).items()
-                if k in ("max_in_flight", "gpu")
+                if k in ("max_in_flight", "frames_per_task", "gpu")
             }
             raw: dict[str, Any] = {**kept, **parse_cluster(override)}
         else:
@@ -148,7 +149,7 @@ def local_cluster_kwargs(spec: ClusterConfig, threads_env: str) -> dict[str, Any
 
 
 def in_flight_bound(spec: ClusterConfig, worker_threads: int) -> int:
-    """Units dispatched at once: ``max_in_flight``, else 2 per worker thread (at least 2).
+    """Tasks dispatched at once: ``max_in_flight``, else 2 per worker thread (at least 2).
 
     An adaptive cluster may start with no workers: its ``adapt.maximum`` sizes the bound.
     """

@@ -44,6 +44,8 @@ class BackfillReport:
     first_dispatch_s: float | None = None
     cluster_start_s: float | None = None
     max_in_flight: int = 0
+    #: Tasks submitted (one unit each on CPU workers, groups of units on GPU workers).
+    tasks: int = 0
     tallies: dict[str, CameraTally] = field(default_factory=dict)
     unit_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(_PARTS, 0.0))
     unreadable: list[tuple[str, str]] = field(default_factory=list)
@@ -142,6 +144,7 @@ class BackfillReport:
                 None if self.cluster_start_s is None else round(self.cluster_start_s, 3)
             ),
             "max_in_flight": self.max_in_flight,
+            "tasks": self.tasks,
             "unit_timings": [
                 {"camera": c, "unit": u, "started_at": a, "finished_at": b, "worker": w}
                 for c, u, a, b, w in self.timings

@@ -36,6 +36,7 @@ def archive(tmp_path_factory) -> Path:
 
 
 def _config(out: Path, archive: Path, model: str) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
     return write_config(out, archive=archive, model=model, cadence=CADENCE, start=START, unit=UNIT)
 
 
@@ -90,13 +91,24 @@ def test_scheduler_file_and_gpu_units_only_on_gpu_workers(
     scheduler_file = tmp_path / "scheduler.json"
     procs = _start_from_scheduler_file(tmp_path, scheduler_file)
     try:
-        config = _config(tmp_path, archive, tiny_model_dir)
-        report = backfill(config=str(config), start=START, end=START, cluster=str(scheduler_file))
+        grouped = backfill(
+            config=str(_config(tmp_path / "grouped", archive, tiny_model_dir)),
+            start=START, end=START, cluster=str(scheduler_file),
+        )  # fmt: skip
+        # one unit per task, so each unit is placed on its own
+        report = backfill(
+            config=str(_config(tmp_path / "single", archive, tiny_model_dir)), start=START,
+            end=START, cluster={"scheduler_file": str(scheduler_file), "frames_per_task": 0},
+        )  # fmt: skip
     finally:
         stop_processes(procs)
+    # a GPU worker in the cluster: units are grouped by default (12 frames < 20,000: one task)
+    assert grouped["units_run"] == UNITS and grouped["tasks"] == 1
     assert report["units_failed"] == [] and report["units_run"] == UNITS
-    ran = {name: set() for name in ("gpu", "cpu")}
-    for timing in report["unit_timings"]:
-        ran[timing["worker"]].add(timing["unit"])
-    assert len(ran["gpu"]) == UNITS, ran  # every unit ran where the GPU resource is
-    assert ran["cpu"] == set(), ran
+    assert report["tasks"] == UNITS
+    for run in (grouped, report):
+        ran = {name: set() for name in ("gpu", "cpu")}
+        for timing in run["unit_timings"]:
+            ran[timing["worker"]].add(timing["unit"])
+        assert len(ran["gpu"]) == UNITS, ran  # every unit ran where the GPU resource is
+        assert ran["cpu"] == set(), ran

@@ -66,6 +66,7 @@ def one_window(prefect_harness, archive, tiny_model_dir, tmp_path_factory):
         cluster={"address": "local", "workers": 1},
     )  # fmt: skip
     assert report["units_failed"] == [] and report["units_run"] == UNITS
+    assert report["tasks"] == UNITS  # CPU workers: one unit per task by default
     return config, report
 
 
@@ -99,6 +100,27 @@ def test_windowed_run_equals_one_window_and_respects_the_bound(
     assert len(report["unit_timings"]) == UNITS
     assert all(t["finished_at"] > t["started_at"] > 0 for t in report["unit_timings"])
     assert _max_overlap(report["unit_timings"]) <= 2
+    _assert_same_bytes(read_arrays(_store(config), "FLOW"), read_arrays(_store(ref_config), "FLOW"))
+
+
+def test_units_grouped_into_tasks_write_the_same_bytes(
+    prefect_harness, one_window, archive, tiny_model_dir, tmp_path
+):
+    """What GPU workers do by default (several units per task), forced on a CPU worker."""
+    from flows.pipeline import backfill
+
+    ref_config, ref = one_window
+    config = _config(tmp_path, archive, tiny_model_dir)
+    per_task = 30  # ~118 frames in the window: three tasks of ~39 frames (~3 units)
+    report = backfill(
+        config=str(config), start=START, end=LAST_DAY, window="400D",
+        cluster={"address": "local", "workers": 1, "frames_per_task": per_task},
+    )  # fmt: skip
+    assert report["units_failed"] == [] and report["units_run"] == UNITS
+    assert report["tasks"] == 3 and report["frames"] == ref["frames"]
+    timings = sorted(report["unit_timings"], key=lambda t: t["unit"])
+    assert [t["unit"] for t in timings] == list(range(UNITS))  # each unit reported on its own
+    assert _max_overlap(timings) == 1  # one worker thread: a task runs its units in turn
     _assert_same_bytes(read_arrays(_store(config), "FLOW"), read_arrays(_store(ref_config), "FLOW"))
 
 

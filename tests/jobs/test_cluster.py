@@ -45,6 +45,7 @@ def test_the_config_section_is_strict_and_says_what_to_fix():
         ({"scheduler_file": "s.json", "adapt": {"maximum": 2}}, r"adapt needs a cluster"),
         ({"cluster_kwargs": {"cores": 8}}, r"cluster_kwargs go with cluster_class"),
         ({"max_in_flight": 0}, r"cluster.max_in_flight"),
+        ({"frames_per_task": -1}, r"cluster.frames_per_task"),
         ({"adress": "local"}, r"did you mean 'address'"),
     ]
     for section, message in bad:
@@ -53,13 +54,14 @@ def test_the_config_section_is_strict_and_says_what_to_fix():
 
 
 def test_cli_options_override_the_config_and_fail_early(tmp_path):
-    configured = ClusterConfig(address="local", workers=3, max_in_flight=5)
+    configured = ClusterConfig(address="local", workers=3, max_in_flight=5, frames_per_task=900)
     assert cluster_from_options(configured) is None  # nothing given: the flow reads the config
     assert cluster_from_options(configured, workers=2) == {
-        "address": "local", "workers": 2, "max_in_flight": 5,
+        "address": "local", "workers": 2, "max_in_flight": 5, "frames_per_task": 900,
     }  # fmt: skip
     remote = cluster_from_options(configured, cluster="tcp://h:8786")
-    assert remote == {"address": "tcp://h:8786", "max_in_flight": 5}  # sizing dropped
+    assert remote == {"address": "tcp://h:8786", "max_in_flight": 5, "frames_per_task": 900}
+    assert resolve_cluster(configured, "tcp://h:8786").frames_per_task == 900  # kept
     cls = cluster_from_options(
         configured, cluster="distributed.LocalCluster", cluster_kwargs='{"n_workers": 1}',
         adapt="0:4",
