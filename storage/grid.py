@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,19 +163,85 @@ def assign_slots(manifest: pd.DataFrame, grid: CameraGrid) -> tuple[pd.DataFrame
     return assigned, rejected
 
 
+FrameRow = tuple[int, str, pd.Timestamp]
+
+
+class UnitFrames(Sequence[FrameRow]):
+    """A unit's frames as three arrays that read as ``(slot, path, frame_time)`` rows.
+
+    Thousands of small tuples per unit cost the driver ~30-40 us per frame to ship: pickle,
+    and Prefect walking every element of a task's parameters on submit and again on the
+    worker. Three arrays are leaves to Prefect and pickle in one piece each.
+    """
+
+    __slots__ = ("paths", "slots", "times")
+
+    def __init__(self, slots: Any, paths: Any, times: Any) -> None:
+        self.slots = np.asarray(slots, dtype=np.int64)
+        self.paths = np.asarray(paths, dtype=object)
+        if isinstance(times, np.ndarray) and times.dtype.kind == "M":  # already UTC, naive
+            self.times = times.astype("datetime64[ns]")
+        else:
+            stamps = pd.DatetimeIndex(pd.to_datetime(times, utc=True))
+            self.times = stamps.tz_convert(None).to_numpy(dtype="datetime64[ns]")
+        if not (len(self.slots) == len(self.paths) == len(self.times)):
+            raise ValueError("slots, paths and times must have one entry per frame")
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[FrameRow]) -> UnitFrames:
+        rows = list(rows)
+        if not rows:
+            return cls(np.zeros(0, np.int64), np.zeros(0, object), np.zeros(0, "datetime64[ns]"))
+        slots, paths, times = zip(*rows, strict=True)
+        return cls(slots, [str(p) for p in paths], list(times))
+
+    def __len__(self) -> int:
+        return len(self.slots)
+
+    def __iter__(self) -> Iterator[FrameRow]:
+        stamps = pd.DatetimeIndex(self.times, tz="UTC")  # one boxing for the unit
+        return iter(zip(self.slots.tolist(), self.paths.tolist(), stamps, strict=True))
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return UnitFrames(self.slots[index], self.paths[index], self.times[index])
+        i = range(len(self))[index]
+        return (int(self.slots[i]), str(self.paths[i]), pd.Timestamp(self.times[i], tz="UTC"))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, UnitFrames):
+            return NotImplemented
+        return (
+            np.array_equal(self.slots, other.slots)
+            and np.array_equal(self.times, other.times)
+            and self.paths.tolist() == other.paths.tolist()
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.slots.tobytes(), self.times.tobytes()))
+
+    def __repr__(self) -> str:
+        return f"UnitFrames({len(self)} frames)"
+
+
 @dataclass(frozen=True)
 class WorkUnit:
     """Everything a worker needs for one camera x one chunk (small and picklable).
 
-    ``frames``: ``(slot, path, frame_time)`` with ``slot0 <= slot < slot1``; write the unit's
-    arrays with row ``slot - slot0``.
+    ``frames``: ``(slot, path, frame_time)`` rows with ``slot0 <= slot < slot1`` (a
+    :class:`UnitFrames`; any sequence of rows is converted); write the unit's arrays with
+    row ``slot - slot0``.
     """
 
     camera: str
     unit: int
     slot0: int
     slot1: int
-    frames: tuple[tuple[int, str, pd.Timestamp], ...]
+    frames: UnitFrames
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.frames, UnitFrames):
+            object.__setattr__(self, "frames", UnitFrames.from_rows(self.frames))
 
 
 def plan_units(
@@ -222,7 +288,6 @@ def plan_units(
             if done.all():
                 continue
         slot0, slot1 = grid.unit_range(u)
-        # one vectorised boxing per unit (indexing a DatetimeIndex per frame costs ~50 us)
-        frames = tuple(zip(slots[sel].tolist(), map(str, paths[sel]), times[sel], strict=True))
+        frames = UnitFrames(slots[sel], paths[sel], times[sel])
         plan.append(WorkUnit(grid.camera_id, u, slot0, slot1, frames))
     return plan

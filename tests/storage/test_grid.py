@@ -113,3 +113,33 @@ def test_a_store_keeps_its_units_and_a_conflicting_config_is_one_clear_error(url
         camera_as_stored(make_camera(cadence="10min", unit="7D"), attrs, url)
     assert camera_as_stored(make_camera(cadence="10min", unit="24h"), attrs, url).chunk == "24h"
     assert camera_as_stored(make_camera(cadence="10min", unit=None), None, url).chunk == "7D"
+
+
+def test_unit_frames_read_as_rows_and_ship_as_three_arrays():
+    import pickle
+
+    from prefect.utilities.collections import visit_collection
+
+    from storage.grid import UnitFrames, WorkUnit
+
+    t0 = pd.Timestamp("2024-01-01", tz="UTC")
+    rows = [(k, f"cam/2024/001/f{k:04d}.jpg", t0 + pd.Timedelta(minutes=k)) for k in range(1440)]
+    unit = WorkUnit("CAM", 0, 0, 1440, rows)  # rows are converted
+    assert isinstance(unit.frames, UnitFrames) and len(unit.frames) == 1440
+    assert list(unit.frames) == rows and unit.frames[-1] == rows[-1]
+    assert sorted(unit.frames)[:2] == rows[:2] and list(unit.frames[10:12]) == rows[10:12]
+    # naive times are UTC, as everywhere in the store
+    naive = WorkUnit("CAM", 0, 0, 2, [(0, "a.jpg", pd.Timestamp("2024-01-01 00:01"))])
+    assert naive.frames[0][2] == pd.Timestamp("2024-01-01 00:01", tz="UTC")
+    back = pickle.loads(pickle.dumps(unit))
+    assert back == unit and list(back.frames) == rows
+    # what the driver ships per task: Prefect walks task parameters on submit and on the
+    # worker; the frames must be one leaf to it, not 4,320 tuple elements
+    visited: list[object] = []
+    visit_collection({"units": [unit]}, lambda x: visited.append(x) or x, return_data=True)
+    assert sum(isinstance(v, UnitFrames) for v in visited) == 1
+    assert not any(
+        isinstance(v, (str, pd.Timestamp)) and v in ("cam/2024/001/f0000.jpg",) for v in visited
+    )
+    assert len(visited) < 20
+    assert UnitFrames.from_rows([]) == WorkUnit("CAM", 0, 0, 1, ()).frames
