@@ -3,7 +3,8 @@
     python -m benchmarks.pipeline [--model vits14-reg] [--days 2] [--cadence 30min] [--device cpu]
     python -m benchmarks.pipeline --plan-only     # list + plan one camera-year (52,560 frames)
 
-1. model alone: ``Predictor.predict`` on pre-decoded uint8 tensors (no I/O), frames/s;
+1. model alone: ``Predictor.predict`` on pre-decoded uint8 tensors (no I/O), frames/s, in a
+   worker thread, measured before and after the flow (the faster is the baseline);
 2. end to end: a synthetic archive on local disk -> the ``backfill`` flow (listing, planning,
    fetch, decode, inference, region writes, Prefect + Dask orchestration), frames/s, from the
    flow call to its return (cluster start and per-worker model load included) and for the
@@ -25,6 +26,7 @@ import os
 import platform
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -65,23 +67,86 @@ def _write_config(root: Path, archive: Path, model: str, cadence: str, start: st
 
 
 def model_alone(model: str, device: str | None, n: int, batch_size: int) -> float:
+    """``Predictor.predict`` on pre-decoded frames, frames/s, called from a worker thread as
+    Dask calls a unit (main-thread calls were seen to be slower under load)."""
     from plumenet.inference.predictor import Predictor
     from plumenet.model.weights import load_model
 
     predictor = Predictor(load_model(model, device=device), device=device, batch_size=batch_size)
     s = predictor.input_size
     frames = np.random.default_rng(0).integers(0, 255, (n, s, s, 3), dtype=np.uint8)
-    predictor.predict(frames[: min(n, batch_size)])  # warm-up
-    t0 = time.perf_counter()
-    predictor.predict(frames)
-    return n / (time.perf_counter() - t0)
+
+    def timed() -> float:
+        predictor.predict(frames[: min(n, batch_size)])  # warm-up
+        t0 = time.perf_counter()
+        predictor.predict(frames)
+        return n / (time.perf_counter() - t0)
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(timed).result()
+
+
+class CpuSampler:
+    """CPU seconds per process kind during the flow: this driver, the Prefect server, the Dask
+    workers (and nannies), sampled every second (a process's last sample counts, so the
+    workers' are read before the cluster closes them)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        import psutil
+
+        self._me = psutil.Process()
+        self._seen: dict[int, tuple[str, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _kind(cmdline: list[str]) -> str:
+        text = " ".join(cmdline)
+        if "prefect" in text and ("server" in text or "uvicorn" in text):
+            return "prefect_server"
+        if "multiprocessing" in text or "distributed" in text or "dask" in text:
+            return "dask_workers"
+        return "other"
+
+    def _sample(self) -> None:
+        import psutil
+
+        for proc in self._me.children(recursive=True):
+            try:
+                times = proc.cpu_times()
+                kind = self._seen.get(proc.pid, (self._kind(proc.cmdline()), 0.0))[0]
+                self._seen[proc.pid] = (kind, times.user + times.system)
+            except psutil.Error:
+                continue
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            self._sample()
+
+    def __enter__(self) -> CpuSampler:
+        own = self._me.cpu_times()
+        self._own0 = own.user + own.system
+        self._sample()
+        self._base = {pid: cpu for pid, (_, cpu) in self._seen.items()}
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        own = self._me.cpu_times()
+        self.seconds = {"driver": own.user + own.system - self._own0}
+        for pid, (kind, cpu) in self._seen.items():
+            self.seconds[kind] = self.seconds.get(kind, 0.0) + cpu - self._base.get(pid, 0.0)
 
 
 def end_to_end(config: Path, start: str, end: str, device: str | None, batch_size: int) -> dict:
     from flows.pipeline import backfill
     from flows.runtime import prefect_api
 
-    with prefect_api():
+    with prefect_api(), CpuSampler() as cpu:
         t0 = time.perf_counter()
         report = backfill(
             config=str(config), start=start, end=end, batch_size=batch_size, device=device
@@ -93,6 +158,8 @@ def end_to_end(config: Path, start: str, end: str, device: str | None, batch_siz
         "flow_wall_s": wall,
         "dispatch_wall_s": report["wall_s"],
         "unit_seconds": report["unit_seconds"],
+        # the driver's seconds include the unit's threads only in a threaded cluster (not here)
+        "cpu_seconds_during_flow": {k: round(v, 2) for k, v in cpu.seconds.items()},
     }
 
 
@@ -127,6 +194,9 @@ def main() -> None:
     parser.add_argument("--cadence", default="30min")
     parser.add_argument("--device", default=None)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument(
+        "--alone-frames", type=int, default=96, help="frames for each model-alone measurement"
+    )
     parser.add_argument("--plan-only", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -156,6 +226,8 @@ def main() -> None:
                 camera="BENCH",
             )
             config = _write_config(root, root / "archive", model, args.cadence, "2024-01-01")
+            n_alone = min(args.alone_frames, len(list((root / "archive").iterdir())))
+            before = model_alone(model, args.device, n_alone, args.batch_size)
             e2e = end_to_end(
                 config,
                 "2024-01-01",
@@ -163,10 +235,14 @@ def main() -> None:
                 args.device,
                 args.batch_size,
             )
-            alone = model_alone(model, args.device, e2e["frames"], args.batch_size)
+            after = model_alone(model, args.device, n_alone, args.batch_size)
+        # the model alone before and after the flow brackets the machine's drift; the
+        # ratios use the faster of the two (the conservative choice)
+        alone = max(before, after)
         results.update(
             model=args.model,
             model_alone_fps=alone,
+            model_alone_before_after_fps=[before, after],
             end_to_end=e2e,
             flow_fps=e2e["frames"] / e2e["flow_wall_s"],
             dispatch_fps=e2e["frames"] / e2e["dispatch_wall_s"],

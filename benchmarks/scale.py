@@ -48,6 +48,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from plumenet.encoding import STATUS_OK
+from plumenet.jobs.taskgroups import GPU_FRAMES_PER_TASK, run_unit_group
 from plumenet.jobs.workunit import UnitJob, UnitSummary
 from storage.regions import unit_arrays, write_unit
 
@@ -117,10 +118,23 @@ class SyntheticArchive(AbstractFileSystem):
 register_implementation("synth", SyntheticArchive, clobber=True)
 
 
-@task(name="null-unit", cache_policy=NO_CACHE, task_run_name="{job.camera}-unit-{unit.unit}")
+#: Set in the worker by ``--no-write``: the null unit returns without writing (dispatch only).
+NO_WRITE_ENV = "PLUMENET_BENCH_NO_WRITE"
+
+
 def null_unit(unit: Any, job: UnitJob) -> UnitSummary:
-    """A null model: constant outputs for every frame, written with the real region write."""
+    """A null model: constant outputs for every frame, written with the real region write
+    (none with ``--no-write``: the driver and Prefect + Dask alone, for a whole decade)."""
+    from distributed import get_worker
+
     started, started_at = time.perf_counter(), time.time()
+    worker = str(get_worker().name)
+    if os.environ.get(NO_WRITE_ENV):
+        return UnitSummary(
+            camera=unit.camera, unit=unit.unit, frames=len(unit.frames), ok=len(unit.frames),
+            total_s=time.perf_counter() - started, started_at=started_at,
+            finished_at=time.time(), worker=worker,
+        )  # fmt: skip
     n = unit.slot1 - unit.slot0
     arrays = unit_arrays(n, GRID)
     rows = np.array([slot - unit.slot0 for slot, _, _ in unit.frames], dtype=np.int64)
@@ -143,16 +157,43 @@ def null_unit(unit: Any, job: UnitJob) -> UnitSummary:
         total_s=time.perf_counter() - started,
         started_at=started_at,
         finished_at=time.time(),
+        worker=worker,
     )
+
+
+@task(name="null-units", cache_policy=NO_CACHE)
+def null_units(units: list[Any], job: UnitJob) -> list[UnitSummary]:
+    """The pipeline's task shape (a group of units, each retried on its own), null model."""
+    return run_unit_group(units, job, run=null_unit)
+
+
+def _current_rss_mib() -> float:
+    import psutil
+
+    return round(psutil.Process().memory_info().rss / 2**20, 1)
 
 
 def _sampling_rss(windows: Any, trace: list[float]) -> Any:
     """Pass windows through, noting the driver's current RSS (MiB) as each is planned."""
-    import psutil
-
     for window in windows:
-        trace.append(round(psutil.Process().memory_info().rss / 2**20, 1))
+        trace.append(_current_rss_mib())
         yield window
+
+
+def _gaps(timings: list[tuple[str, int, float, float, str]]) -> tuple[float, float]:
+    """Idle seconds between consecutive units on each worker (steady-state overhead: task
+    start, Prefect states, scheduling) and before the first / after the last (head + tail)."""
+    by_worker: dict[str, list[tuple[float, float]]] = {}
+    for _, _, start, end, worker in timings:
+        by_worker.setdefault(worker, []).append((start, end))
+    first = min(t[2] for t in timings)
+    last = max(t[3] for t in timings)
+    between = edges = 0.0
+    for spans in by_worker.values():
+        spans.sort()
+        between += sum(max(0.0, b[0] - a[1]) for a, b in itertools.pairwise(spans))
+        edges += (spans[0][0] - first) + (last - spans[-1][1])
+    return between, edges
 
 
 def _rss_mib() -> float:
@@ -190,7 +231,13 @@ def _config(root: Path, days: int) -> Any:
     return parse_config(raw), end
 
 
-def run_scenario(name: str, plan_rounds: int, dispatch_windows: int | None) -> dict[str, Any]:
+def run_scenario(
+    name: str,
+    plan_rounds: int,
+    dispatch_windows: int | None,
+    frames_per_task: int,
+    write: bool = True,
+) -> dict[str, Any]:
     """One scenario in this process (see the module docstring for what is measured)."""
     from flows.pipeline import run_units
     from flows.runtime import prefect_api
@@ -206,6 +253,8 @@ def run_scenario(name: str, plan_rounds: int, dispatch_windows: int | None) -> d
         "days": days,
         "frames": CAMERAS * days * 1440,
         "rss_after_imports_mib": _rss_mib(),
+        "frames_per_task": frames_per_task,
+        "writes": write,
     }
     with tempfile.TemporaryDirectory() as tmp:
         cfg, end = _config(Path(tmp), days)
@@ -221,12 +270,16 @@ def run_scenario(name: str, plan_rounds: int, dispatch_windows: int | None) -> d
         t1 = time.perf_counter()
         frames = sum(len(u.frames) for u in first.units)
         planned = 1
-        for win in itertools.islice(windows, plan_rounds * CAMERAS - 1):
+        rss_rounds: list[float] = []
+        for win in _sampling_rss(itertools.islice(windows, plan_rounds * CAMERAS - 1), []):
             frames += sum(len(u.frames) for u in win.units)
             planned += 1
+            if planned % CAMERAS == 0:  # one round: a window of every camera
+                rss_rounds.append(_current_rss_mib())
         rate = frames / max(time.perf_counter() - t1 + out["first_window_s"] - out["cover_s"], 1e-9)
         out.update(
             planned_windows=planned,
+            rss_mib_per_planned_round=rss_rounds,
             windows_in_range=n_windows,
             plan_frames_per_s=rate,
             plan_all_s_extrapolated=out["frames"] / rate,
@@ -234,7 +287,10 @@ def run_scenario(name: str, plan_rounds: int, dispatch_windows: int | None) -> d
         out["rss_after_planning_mib"] = _rss_mib()
         if dispatch_windows != 0:
             cfg2, _ = _config(Path(tmp) / "dispatch", days)
-            spec = resolve_cluster(cfg2.cluster, {"address": "local", "workers": 2})
+            spec = resolve_cluster(
+                cfg2.cluster,
+                {"address": "local", "workers": 2, "frames_per_task": frames_per_task},
+            )
             with prefect_api():
                 t0 = time.perf_counter()
                 plan2 = prepare_backfill(cfg2, START, end, model=model)
@@ -243,13 +299,17 @@ def run_scenario(name: str, plan_rounds: int, dispatch_windows: int | None) -> d
                 if dispatch_windows is not None:
                     wins = itertools.islice(wins, dispatch_windows)
                 wins = _sampling_rss(wins, rss_trace := [])
-                report = run_units(cfg2, plan2, spec, task_fn=null_unit, windows=wins)
+                if write is False:
+                    os.environ[NO_WRITE_ENV] = "1"  # LocalCluster workers inherit it
+                report = run_units(cfg2, plan2, spec, task_fn=null_units, windows=wins)
             inside = report.unit_seconds["total"]
+            between, edges = _gaps(report.timings)
             threads = 2
             n = report.units_run
             span = max(t[3] for t in report.timings) - min(t[2] for t in report.timings)
             out.update(
                 dispatched_units=n,
+                tasks=report.tasks,
                 dispatched_frames=report.frames,
                 cover_dispatch_run_s=prepared,
                 cluster_start_s=report.cluster_start_s,
@@ -261,7 +321,15 @@ def run_scenario(name: str, plan_rounds: int, dispatch_windows: int | None) -> d
                 workers_busy_span_s=span,
                 units_per_s=n / span if span else 0.0,
                 unit_work_s_mean=inside / n if n else None,
-                overhead_s_per_unit=(span * threads - inside) / n if n else None,
+                overhead_s_per_unit=(
+                    (span * threads - inside) / n if n and len(report.timings) == n else None
+                ),
+                # the whole dispatch phase (cluster start and tail included), for capped runs
+                overhead_wall_s_per_unit=(report.wall_s * threads - inside) / n if n else None,
+                # timings are capped (MAX_TIMINGS): per unit of the units they hold
+                steady_overhead_s_per_unit=between / len(report.timings) if n else None,
+                timed_units=len(report.timings),
+                head_tail_idle_s=edges,
                 write_s_mean=report.unit_seconds["write"] / n if n else None,
                 failed=len(report.failed),
                 rss_mib_per_window=rss_trace,
@@ -281,13 +349,27 @@ def main() -> None:
         default=None,
         help="windows dispatched (default: 2 for 1Y/10Y, all otherwise; 0: none)",
     )
+    parser.add_argument(
+        "--frames-per-task",
+        type=int,
+        default=GPU_FRAMES_PER_TASK,
+        help="units per task until this many frames (default: the GPU default; 0: one unit)",
+    )
+    parser.add_argument(
+        "--no-write",
+        action="store_true",
+        help="null units write nothing: the driver + Prefect + Dask alone (a whole decade)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if args.scenario:
         dispatch = args.dispatch_windows
         if dispatch is None and SCENARIOS[args.scenario] > 31:
             dispatch = 2
-        print(json.dumps(run_scenario(args.scenario, args.plan_rounds, dispatch)))
+        result = run_scenario(
+            args.scenario, args.plan_rounds, dispatch, args.frames_per_task, not args.no_write
+        )
+        print(json.dumps(result))
         return
     results = []
     for name in SCENARIOS:
@@ -299,6 +381,9 @@ def main() -> None:
             name,
             "--plan-rounds",
             str(args.plan_rounds),
+            "--frames-per-task",
+            str(args.frames_per_task),
+            *(["--no-write"] if args.no_write else []),
         ]
         if args.dispatch_windows is not None:
             cmd += ["--dispatch-windows", str(args.dispatch_windows)]
