@@ -62,6 +62,7 @@ from plumenet.jobs.cluster import (
     resolve_cluster,
     scheduler_address,
     wants_gpu,
+    worker_config,
 )
 from plumenet.jobs.lease import driver_lease
 from plumenet.jobs.preflight import preflight
@@ -96,6 +97,7 @@ def local_cuda_kwargs(spec: ClusterConfig) -> dict[str, Any]:
         "resources": {"GPU": units},
         "threads_per_worker": units,
         "dashboard_address": None,
+        "config": worker_config(),
     }
     if spec.workers:
         kwargs["n_workers"] = spec.workers

@@ -11,12 +11,14 @@ writes it) or a ``cluster_class`` named by its import path with ``cluster_kwargs
 
 from __future__ import annotations
 
+import copy
 import importlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
+import dask.config
 from pydantic import ValidationError
 
 from plumenet.config import ClusterConfig
@@ -131,6 +133,21 @@ def scheduler_address(spec: ClusterConfig) -> str:
     return str(address)
 
 
+#: Dask settings for the workers plumenet starts itself (local, local-cuda). Dask's
+#: statistical profiler samples every thread's stack every 10 ms, holding the GIL; next to a
+#: CPU model on 2 cores that cost 4-6 % of inference (docs/BENCHMARKS.md, "Pipeline").
+WORKER_DASK_CONFIG: dict[str, Any] = {"distributed": {"worker": {"profile": {"enabled": False}}}}
+
+
+def worker_config() -> dict[str, Any]:
+    """This process's Dask config with :data:`WORKER_DASK_CONFIG` on top, for a ``Nanny``'s
+    ``config`` (which it merges one level deep only: the whole ``distributed`` tree goes)."""
+    import distributed  # noqa: F401, PLC0415 - loads its config defaults; heavy for the CLI
+
+    config = {"distributed": copy.deepcopy(dask.config.get("distributed"))}
+    return dask.config.update(config, WORKER_DASK_CONFIG)
+
+
 def local_cluster_kwargs(spec: ClusterConfig, threads_env: str) -> dict[str, Any]:
     """``LocalCluster`` arguments: worker processes sized to this machine unless given."""
     n_cpu = os.cpu_count() or 1
@@ -142,6 +159,7 @@ def local_cluster_kwargs(spec: ClusterConfig, threads_env: str) -> dict[str, Any
         "processes": True,
         "dashboard_address": None,
         "env": {threads_env: str(max(1, n_cpu // workers))},
+        "config": worker_config(),
     }
     if spec.memory_limit:
         kwargs["memory_limit"] = spec.memory_limit

@@ -99,3 +99,24 @@ def test_in_flight_bound_and_gpu_annotation_follow_the_cluster():
     assert wants_gpu(remote, [{}, {}]) is False
     assert wants_gpu(ClusterConfig(address="tcp://h:8786", gpu=False), [{"GPU": 1}]) is False
     assert wants_gpu(ClusterConfig(address="local-cuda"), []) is True
+
+
+def test_workers_plumenet_starts_run_without_the_dask_profiler_and_keep_other_settings():
+    """Dask's profiler samples every thread every 10 ms holding the GIL (4-6 % of CPU
+    inference here); a real worker process must see it off, and the user's settings."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    from plumenet.jobs.cluster import local_cluster_kwargs
+
+    def seen() -> tuple[bool, float]:
+        return (
+            dask.config.get("distributed.worker.profile.enabled"),
+            dask.config.get("distributed.worker.memory.target"),
+        )
+
+    with dask.config.set({"distributed.worker.memory.target": 0.42}):
+        kwargs = local_cluster_kwargs(ClusterConfig(workers=1), "PLUMENET_TORCH_THREADS")
+    assert dask.config.get("distributed.worker.profile.enabled") is True  # driver unchanged
+    with LocalCluster(**kwargs) as cluster, Client(cluster) as client:
+        assert list(client.run(seen).values()) == [(False, 0.42)]
