@@ -107,6 +107,7 @@ def run_unit_group(
     retries: int = UNIT_RETRIES,
     sleep: Callable[[float], None] = time.sleep,
     finished: dict[int, UnitSummary] | None = None,
+    jitter: Callable[[], float] = lambda: random.uniform(0.5, 1.5),
 ) -> list[UnitOutcome]:
     """Run each unit in turn; a unit that raises is retried with exponential backoff and,
     if it still fails, reported as a :class:`UnitFailure` while the others go on.
@@ -130,7 +131,7 @@ def run_unit_group(
                 if attempt == retries:
                     outcomes.append(UnitFailure(unit.camera, unit.unit, _error_line(err)))
                     break
-                delay = RETRY_DELAY_S * 2**attempt * random.uniform(0.5, 1.5)
+                delay = RETRY_DELAY_S * 2**attempt * jitter()
                 logger.warning(
                     "unit %s/%s attempt %d/%d failed: %s — retrying in %.1f s",
                     unit.camera, unit.unit, attempt + 1, retries + 1, _error_line(err), delay,

@@ -62,6 +62,17 @@ def _job() -> UnitJob:
     return UnitJob(store="memory://x", camera="CAM", model="demo", model_index=0)
 
 
+def test_the_default_jitter_stays_within_half_the_delay():
+    sleeps: list[float] = []
+
+    def run(unit: WorkUnit, job: UnitJob) -> UnitSummary:
+        raise RuntimeError("always")
+
+    for _ in range(20):
+        run_unit_group(_units([1]), _job(), run=run, sleep=sleeps.append, retries=1)
+    assert all(1.0 <= s <= 3.0 for s in sleeps) and len(set(sleeps)) > 1  # jittered
+
+
 def test_a_failing_unit_is_retried_alone_and_the_task_goes_on():
     calls: list[int] = []
     flaky_left = {1: 2}  # unit 1 fails twice, then works
@@ -76,15 +87,15 @@ def test_a_failing_unit_is_retried_alone_and_the_task_goes_on():
         return UnitSummary(camera=unit.camera, unit=unit.unit, frames=len(unit.frames))
 
     sleeps: list[float] = []
-    outcomes = run_unit_group(_units([3, 3, 3, 3]), _job(), run=run, sleep=sleeps.append)
+    outcomes = run_unit_group(
+        _units([3, 3, 3, 3]), _job(), run=run, sleep=sleeps.append, jitter=lambda: 1.0
+    )
     # unit 0 once; unit 1 three times (2 failures); unit 2 four times (never works); unit 3 once
     assert calls == [0, 1, 1, 1, 2, 2, 2, 2, 3]
     assert [type(o) for o in outcomes] == [UnitSummary, UnitSummary, UnitFailure, UnitSummary]
     assert outcomes[2] == UnitFailure("CAM", 2, "OSError: disk full")
-    assert len(sleeps) == 2 + 3
-    # exponential backoff with +-50 % jitter: 2, 4, 8 s nominal
-    assert 1.0 <= sleeps[0] <= 3.0 and 2.0 <= sleeps[1] <= 6.0  # unit 1
-    assert 1.0 <= sleeps[2] <= 3.0 and 2.0 <= sleeps[3] <= 6.0 and 4.0 <= sleeps[4] <= 12.0
+    # exponential backoff per unit, starting again for each unit: 2, 4 (unit 1); 2, 4, 8 (unit 2)
+    assert sleeps == [2.0, 4.0, 2.0, 4.0, 8.0]
 
 
 def test_a_timeout_or_cancellation_is_not_swallowed():
@@ -92,9 +103,9 @@ def test_a_timeout_or_cancellation_is_not_swallowed():
         pass
 
     def run(unit: WorkUnit, job: UnitJob) -> UnitSummary:
-        raise Cancelled
+        raise Cancelled("task cancelled")
 
-    with pytest.raises(Cancelled):
+    with pytest.raises(Cancelled, match="task cancelled"):
         run_unit_group(_units([1, 1]), _job(), run=run, sleep=lambda s: None)
 
 
@@ -107,13 +118,13 @@ def test_a_retried_task_skips_the_units_its_earlier_attempt_finished():
     def run(unit: WorkUnit, job: UnitJob) -> UnitSummary:
         if unit.unit == 2 and len(ran) < 3:  # the first attempt ends (a timeout) in unit 2
             ran.append(unit.unit)
-            raise TimedOut
+            raise TimedOut("timed out in unit 2")
         ran.append(unit.unit)
         return UnitSummary(camera=unit.camera, unit=unit.unit, frames=len(unit.frames))
 
     finished: dict[int, UnitSummary] = {}
     units = _units([2, 2, 2, 2])
-    with pytest.raises(TimedOut):
+    with pytest.raises(TimedOut, match="timed out in unit 2"):
         run_unit_group(units, _job(), run=run, finished=finished)
     assert sorted(finished) == [0, 1]
     outcomes = run_unit_group(units, _job(), run=run, finished=finished)  # Prefect's retry
