@@ -30,8 +30,11 @@ def open_camera(
     (NaN: no frame), times as datetime64.
 
     ``chunks=None`` (default) gives lazily indexed arrays without dask, the fastest for
-    selections (one frame's map, a year of fractions); pass ``chunks={}`` for dask arrays
-    on the store's chunks. (``xr.open_zarr`` directly decodes ``probability`` as float64,
+    selections (one frame's map, a year of fractions). ``chunks={}`` gives dask arrays with
+    one chunk per work unit along ``time`` for every variable, ``probability`` included
+    (its shard, not its one-frame inner chunk), so ``ds.chunks`` and ``ds.chunksizes`` work;
+    a dict without ``time`` gets the same default, anything else goes to ``xr.open_zarr``
+    as given. (``xr.open_zarr`` directly decodes ``probability`` as float64,
     because JSON attributes cannot say the scale factor is float32; for the same reason
     ``flag_values`` are given the variable's dtype here, so ``to_netcdf`` writes them typed.)
     """
@@ -44,13 +47,15 @@ def open_camera(
                 group=camera_id,
                 storage_options=so,
                 zarr_format=3,
-                chunks=chunks,
+                chunks=None if isinstance(chunks, dict) else chunks,
                 decode_cf=False,
             )
     except (FileNotFoundError, KeyError) as err:
         raise StoreError(
             f"camera {camera_id!r} has no group in store {url} — run a backfill for it first"
         ) from err
+    if isinstance(chunks, dict):
+        raw = raw.chunk({"time": _unit_length(raw), **chunks})
     if "probability" in raw:
         raw["probability"].attrs["scale_factor"] = np.float32(1.0 / PROBABILITY_SCALE)
     for var in raw.data_vars.values():
@@ -58,6 +63,12 @@ def open_camera(
         if "flag_values" in var.attrs:
             var.attrs["flag_values"] = np.asarray(var.attrs["flag_values"], dtype=var.dtype)
     return xr.decode_cf(raw)
+
+
+def _unit_length(ds: xr.Dataset) -> int:
+    """Slots per work unit: the ``time`` chunk of the data variables (``probability``'s
+    shard), which is also what stores made before the ``chunk_len`` attribute have."""
+    return int(ds["status"].encoding["chunks"][0])
 
 
 def open_tree(url: str, *, storage_options: dict[str, Any] | None = None) -> xr.DataTree:

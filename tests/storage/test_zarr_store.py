@@ -104,6 +104,21 @@ def test_extend_at_end_and_guards(url, cam, rng):
         ensure_camera(url, drifted, "2024-01-01", "2024-01-02", grid_shape=GRID)
 
 
+def test_dask_chunks_follow_the_unit(url, cam, rng):
+    """``chunks={}`` chunks every variable by one unit along time, ``probability`` by its
+    shard rather than its one-frame inner chunk, so ``ds.chunks`` is defined."""
+    ensure_camera(url, cam, "2024-01-01", "2024-01-03", grid_shape=GRID)
+    run_all(url, cam, manifest(["2024-01-01T05:00", "2024-01-02T07:00"]), 0, rng)
+    lazy = open_camera(url, cam.id).load()
+    ds = open_camera(url, cam.id, chunks={})
+    assert ds.chunks["time"] == (24, 24, 24)
+    assert ds["probability"].chunks == ((24, 24, 24), (6,), (4,), (5,))
+    assert ds["fraction"].chunks == ((24, 24, 24), (6,))
+    xr.testing.assert_identical(ds.load(), lazy)
+    wider = open_camera(url, cam.id, chunks={"time": 48})
+    assert wider.chunksizes["time"] == (48, 24)
+
+
 def test_register_model_idempotent(url, cam):
     ensure_camera(url, cam, "2024-01-01", "2024-01-02", grid_shape=GRID)
     a = register_model(url, cam.id, model_id="demo", digest="x", backbone="b")
