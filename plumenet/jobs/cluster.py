@@ -138,14 +138,28 @@ def scheduler_address(spec: ClusterConfig) -> str:
 #: CPU model on 2 cores that cost 4-6 % of inference (docs/BENCHMARKS.md, "Pipeline").
 WORKER_DASK_CONFIG: dict[str, Any] = {"distributed": {"worker": {"profile": {"enabled": False}}}}
 
+#: Preloaded by those workers, after any the user configured: imports torch and the model
+#: stack in a thread while the worker starts (``plumenet.jobs.warmup``).
+WORKER_PRELOAD = "plumenet.jobs.warmup"
+
 
 def worker_config() -> dict[str, Any]:
-    """This process's Dask config with :data:`WORKER_DASK_CONFIG` on top, for a ``Nanny``'s
-    ``config`` (which it merges one level deep only: the whole ``distributed`` tree goes)."""
+    """This process's Dask config with :data:`WORKER_DASK_CONFIG` on top and
+    :data:`WORKER_PRELOAD` added to the worker preloads, for a ``Nanny``'s ``config``
+    (which it merges one level deep only: the whole ``distributed`` tree goes)."""
     import distributed  # noqa: F401, PLC0415 - loads its config defaults; heavy for the CLI
 
     config = {"distributed": copy.deepcopy(dask.config.get("distributed"))}
-    return dask.config.update(config, WORKER_DASK_CONFIG)
+    config = dask.config.update(config, WORKER_DASK_CONFIG)
+    worker = config["distributed"]["worker"]
+    preload = worker.get("preload") or []
+    preload = [preload] if isinstance(preload, str) else list(preload)
+    if WORKER_PRELOAD not in preload:
+        argv = worker.get("preload-argv") or []
+        if argv and not isinstance(argv[0], str):  # one argv per preload: ours takes none
+            worker["preload-argv"] = [*argv, []]
+        worker["preload"] = [*preload, WORKER_PRELOAD]
+    return config
 
 
 def local_cluster_kwargs(spec: ClusterConfig, threads_env: str) -> dict[str, Any]:

@@ -216,6 +216,9 @@ def test_compose_gpu_worker_reserves_nvidia_gpus(compose):
     assert services["dask-scheduler"]["command"][0] == "scheduler"
     cpu = services["dask-cpu-worker"]
     assert cpu["command"][:2] == ["worker", "tcp://dask-scheduler:8786"]
+    for worker in (gpu, cpu):  # workers warm up as they start, as local ones do
+        cmd = worker["command"]
+        assert cmd[cmd.index("--preload") + 1] == "plumenet.jobs.warmup"
     assert "cpu" in cpu["profiles"]
     assert "gpu" in gpu["profiles"]
 

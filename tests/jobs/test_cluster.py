@@ -101,22 +101,65 @@ def test_in_flight_bound_and_gpu_annotation_follow_the_cluster():
     assert wants_gpu(ClusterConfig(address="local-cuda"), []) is True
 
 
-def test_workers_plumenet_starts_run_without_the_dask_profiler_and_keep_other_settings():
+def test_workers_plumenet_starts_run_without_the_dask_profiler_warm_up_and_keep_settings():
     """Dask's profiler samples every thread every 10 ms holding the GIL (4-6 % of CPU
-    inference here); a real worker process must see it off, and the user's settings."""
+    inference here), so a real worker process must see it off; it must import the model
+    stack on its own as it starts (the warm-up preload), and keep the user's settings and
+    preloads."""
     import dask
     from distributed import Client, LocalCluster
 
-    from plumenet.jobs.cluster import local_cluster_kwargs
+    from plumenet.jobs.cluster import WORKER_PRELOAD, local_cluster_kwargs
 
-    def seen() -> tuple[bool, float]:
+    def seen() -> tuple[bool, float, list[str]]:
         return (
             dask.config.get("distributed.worker.profile.enabled"),
             dask.config.get("distributed.worker.memory.target"),
+            dask.config.get("distributed.worker.preload"),
         )
 
-    with dask.config.set({"distributed.worker.memory.target": 0.42}):
+    def warmed(timeout: float = 120.0) -> bool:
+        """True once the warm-up thread has imported the model stack, which nothing else
+        in a worker that ran no task does."""
+        import sys
+        import time
+
+        deadline = time.monotonic() + timeout
+        while "plumenet.model.weights" not in sys.modules:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return "torch" in sys.modules
+
+    user = {"distributed.worker.memory.target": 0.42, "distributed.worker.preload": ["json"]}
+    with dask.config.set(user):
         kwargs = local_cluster_kwargs(ClusterConfig(workers=1), "PLUMENET_TORCH_THREADS")
     assert dask.config.get("distributed.worker.profile.enabled") is True  # driver unchanged
+    assert dask.config.get("distributed.worker.preload") == []
     with LocalCluster(**kwargs) as cluster, Client(cluster) as client:
-        assert list(client.run(seen).values()) == [(False, 0.42)]
+        assert list(client.run(seen).values()) == [(False, 0.42, ["json", WORKER_PRELOAD])]
+        assert list(client.run(warmed).values()) == [True]
+
+
+@pytest.mark.parametrize(
+    ("preload", "argv", "expected_argv"),
+    [
+        ([], [], []),
+        ("json", ["--x"], ["--x"]),  # one argv for all: ours ignores it
+        (["json"], [["--x"]], [["--x"], []]),  # one per preload: ours gets none
+        (["plumenet.jobs.warmup"], [], []),  # already there: not added twice
+    ],
+)
+def test_worker_config_appends_the_warm_up_preload(preload, argv, expected_argv):
+    import dask
+
+    from plumenet.jobs.cluster import WORKER_PRELOAD, worker_config
+
+    with dask.config.set(
+        {"distributed.worker.preload": preload, "distributed.worker.preload-argv": argv}
+    ):
+        worker = worker_config()["distributed"]["worker"]
+    given = [preload] if isinstance(preload, str) else preload
+    assert worker["preload"] == [*[p for p in given if p != WORKER_PRELOAD], WORKER_PRELOAD]
+    assert worker["preload-argv"] == expected_argv
+    assert worker["profile"]["enabled"] is False
