@@ -312,10 +312,10 @@ def run_scenario(
                 tasks=report.tasks,
                 dispatched_frames=report.frames,
                 cover_dispatch_run_s=prepared,
-                cluster_start_s=report.cluster_start_s,
+                cluster_wait_s=report.cluster_wait_s,
                 time_to_first_unit_s=prepared + (report.first_dispatch_s or 0.0),
                 time_to_first_unit_after_cluster_s=(
-                    prepared + (report.first_dispatch_s or 0.0) - (report.cluster_start_s or 0.0)
+                    prepared + (report.first_dispatch_s or 0.0) - (report.cluster_wait_s or 0.0)
                 ),
                 dispatch_wall_s=report.wall_s,
                 workers_busy_span_s=span,

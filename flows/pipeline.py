@@ -26,7 +26,6 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
 from prefect.tasks import exponential_backoff
-from prefect_dask import DaskTaskRunner
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -45,6 +44,7 @@ from flows.parameters import (
     TimeBound,
     duration_text,
 )
+from flows.runners import StartedRunner
 from flows.runtime import forward_project_logs, unit_timeout_s
 from plumenet.config import ClusterConfig, Config, load_config
 from plumenet.jobs.backfill import (
@@ -56,14 +56,7 @@ from plumenet.jobs.backfill import (
     lookback_range,
     prepare_backfill,
 )
-from plumenet.jobs.cluster import (
-    in_flight_bound,
-    local_cluster_kwargs,
-    resolve_cluster,
-    scheduler_address,
-    wants_gpu,
-    worker_config,
-)
+from plumenet.jobs.cluster import in_flight_bound, resolve_cluster, wants_gpu
 from plumenet.jobs.lease import driver_lease
 from plumenet.jobs.preflight import preflight
 from plumenet.jobs.taskgroups import (
@@ -73,60 +66,13 @@ from plumenet.jobs.taskgroups import (
     group_units,
     run_unit_group,
 )
-from plumenet.jobs.workunit import THREADS_ENV, UnitJob, UnitSummary
+from plumenet.jobs.workunit import UnitJob, UnitSummary
 from plumenet.timeutil import parse_end, parse_start
 
 logger = logging.getLogger(__name__)
 
-#: Work units one GPU worker runs at once (threads sharing one model; docs/deploy.md).
-UNITS_PER_GPU = 3
-
 #: Seconds between progress log lines when there is no terminal for a bar.
 PROGRESS_LOG_EVERY_S = 60.0
-
-
-def local_cuda_kwargs(spec: ClusterConfig) -> dict[str, Any]:
-    """``LocalCUDACluster`` arguments: one worker per GPU, running several units at once.
-
-    Each unit asks for ``GPU=1``; a GPU worker offers ``UNITS_PER_GPU`` of it (or
-    ``threads_per_worker``) and as many threads, so units that share the worker's one
-    model overlap one unit's listing, first fetch and write with another's inference.
-    """
-    units = spec.threads_per_worker or UNITS_PER_GPU
-    kwargs: dict[str, Any] = {
-        "resources": {"GPU": units},
-        "threads_per_worker": units,
-        "dashboard_address": None,
-        "config": worker_config(),
-    }
-    if spec.workers:
-        kwargs["n_workers"] = spec.workers
-    if spec.memory_limit:
-        kwargs["memory_limit"] = spec.memory_limit
-    return kwargs
-
-
-def make_task_runner(spec: ClusterConfig) -> DaskTaskRunner:
-    """A DaskTaskRunner for any of the ways :class:`ClusterConfig` reaches workers."""
-    adapt = spec.adapt.model_dump() if spec.adapt else None
-    if spec.kind == "local":
-        kwargs = local_cluster_kwargs(spec, THREADS_ENV)
-        return DaskTaskRunner(
-            cluster_class="distributed.LocalCluster", cluster_kwargs=kwargs, adapt_kwargs=adapt
-        )
-    if spec.kind == "local-cuda":
-        return DaskTaskRunner(
-            cluster_class="dask_cuda.LocalCUDACluster", cluster_kwargs=local_cuda_kwargs(spec)
-        )
-    if spec.kind == "cluster_class":
-        return DaskTaskRunner(
-            cluster_class=spec.cluster_class,
-            cluster_kwargs=dict(spec.cluster_kwargs),
-            adapt_kwargs=adapt,
-        )
-    if spec.kind == "scheduler_file":
-        return DaskTaskRunner(address=scheduler_address(spec))
-    return DaskTaskRunner(address=spec.address)
 
 
 def _group_run_name() -> str:
@@ -162,14 +108,6 @@ def process_units(units: list[Any], job: UnitJob) -> list[UnitOutcome]:
     outcomes = run_unit_group(units, job, finished=finished)
     _FINISHED.pop(task_run.id, None)
     return outcomes
-
-
-def _workers(runner: DaskTaskRunner) -> tuple[int, list[dict[str, float]]]:
-    """Worker threads in total and each worker's resources, as the scheduler sees them now."""
-    workers = runner.client.scheduler_info(n_workers=-1).get("workers", {}).values()
-    return sum(int(w.get("nthreads", 1)) for w in workers), [
-        dict(w.get("resources") or {}) for w in workers
-    ]
 
 
 class _Ahead:
@@ -298,24 +236,25 @@ def run_units(
     task_fn: Task[..., Any] = process_units,
     windows: Iterable[Window] | None = None,
     unit_timeout: float | None = None,
+    started: StartedRunner | None = None,
 ) -> BackfillReport:
     """Plan window by window (one window ahead, in a thread), group each window's units
     into tasks (several per task on GPU workers, ``taskgroups``) and keep at most the
     cluster's in-flight bound of tasks submitted; collect small summaries as they finish.
 
-    The task runner is entered here rather than fixed on the flow so that one flow serves
-    every kind of cluster.
+    The task runner is entered here (or ``started`` earlier by the flow) rather than fixed
+    on the flow, so that one flow serves every kind of cluster.
     """
     report = BackfillReport(plan=plan)
-    started = time.perf_counter()
+    began = time.perf_counter()
     bar = _progress(progress, plan.units_in_range)
 
-    logged = {"at": started, "units": 0}
+    logged = {"at": began, "units": 0}
 
     def tick(done: int) -> None:
         if not done:
             return
-        elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - began
         rate = f"{report.frames / elapsed:.1f}" if elapsed > 0 else "-"
         logged["units"] += done
         if bar is not None:
@@ -331,9 +270,8 @@ def run_units(
 
     ahead = _Ahead(windows if windows is not None else iter_windows(config, plan))
     try:
-        with make_task_runner(spec) as runner:
-            threads, resources = _workers(runner)  # the client (and cluster) start here
-            report.cluster_start_s = time.perf_counter() - started
+        with nullcontext(started) if started else StartedRunner(spec) as cluster:
+            runner, threads, resources, report.cluster_wait_s = cluster.ready()
             bound = in_flight_bound(spec, threads)
             report.max_in_flight = bound
             dispatch = _Dispatch(runner, task_fn, report, unit_timeout)
@@ -348,7 +286,7 @@ def run_units(
                                 tick(dispatch.collect_one())
                             dispatch.submit(units, window.camera.job)
                             if report.first_dispatch_s is None:
-                                report.first_dispatch_s = time.perf_counter() - started
+                                report.first_dispatch_s = time.perf_counter() - began
             finally:
                 while len(dispatch):  # a planning error still lets submitted units finish
                     tick(dispatch.collect_one())
@@ -356,7 +294,7 @@ def run_units(
         ahead.close()
         if bar is not None:
             bar.stop()
-    report.wall_s = time.perf_counter() - started
+    report.wall_s = time.perf_counter() - began
     return report
 
 
@@ -410,20 +348,24 @@ def backfill(
     preflight(cfg, t_start, t_end, cameras, batch_size=batch_size, device=device)
     # the store lease (held, renewed, released) covers every change this run makes
     with driver_lease(cfg, "backfill"):
-        plan = prepare_backfill(
-            cfg,
-            t_start,
-            t_end,
-            cameras=cameras,
-            overwrite=overwrite,
-            device=device,
-            batch_size=batch_size,
-            window=duration_text(window),
-        )
-        if plan.units_in_range:
-            report = run_units(cfg, plan, spec, progress, unit_timeout=unit_timeout)
-        else:
-            report = BackfillReport(plan=plan)
+        # workers start (and import the model stack) while the driver prepares the run
+        with StartedRunner(spec) as cluster:
+            plan = prepare_backfill(
+                cfg,
+                t_start,
+                t_end,
+                cameras=cameras,
+                overwrite=overwrite,
+                device=device,
+                batch_size=batch_size,
+                window=duration_text(window),
+            )
+            if plan.units_in_range:
+                report = run_units(
+                    cfg, plan, spec, progress, unit_timeout=unit_timeout, started=cluster
+                )
+            else:
+                report = BackfillReport(plan=plan)
         if not report.units_run and not report.failed:
             logger.info(
                 "nothing to do: every frame in range is already in the store",

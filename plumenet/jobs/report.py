@@ -42,7 +42,7 @@ class BackfillReport:
     failed: list[tuple[str, int, str]] = field(default_factory=list)
     wall_s: float = 0.0
     first_dispatch_s: float | None = None
-    cluster_start_s: float | None = None
+    cluster_wait_s: float | None = None
     max_in_flight: int = 0
     #: Tasks submitted (one unit each on CPU workers, groups of units on GPU workers).
     tasks: int = 0
@@ -140,8 +140,8 @@ class BackfillReport:
             "first_dispatch_s": (
                 None if self.first_dispatch_s is None else round(self.first_dispatch_s, 3)
             ),
-            "cluster_start_s": (
-                None if self.cluster_start_s is None else round(self.cluster_start_s, 3)
+            "cluster_wait_s": (
+                None if self.cluster_wait_s is None else round(self.cluster_wait_s, 3)
             ),
             "max_in_flight": self.max_in_flight,
             "tasks": self.tasks,

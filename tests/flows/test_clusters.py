@@ -40,7 +40,39 @@ def _config(out: Path, archive: Path, model: str) -> Path:
     return write_config(out, archive=archive, model=model, cadence=CADENCE, start=START, unit=UNIT)
 
 
-def test_cluster_class_named_by_string(prefect_harness, archive, tiny_model_dir, tmp_path):
+def _waiting_for_a_worker(prepare, seen: list[bool]):
+    """``prepare_backfill`` that first waits (up to 60 s) for a new worker process of this
+    driver: one can only appear if the flow started the cluster before preparing the run."""
+    import psutil
+
+    def workers() -> set[int]:
+        found = set()
+        for child in psutil.Process().children(recursive=True):
+            try:
+                if "spawn_main" in " ".join(child.cmdline()):
+                    found.add(child.pid)
+            except psutil.Error:
+                continue
+        return found
+
+    before = workers()
+
+    def wrapped(*args, **kwargs):
+        deadline = time.monotonic() + 60
+        while not workers() - before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        seen.append(bool(workers() - before))
+        return prepare(*args, **kwargs)
+
+    return wrapped
+
+
+def test_cluster_class_named_by_string(
+    prefect_harness, archive, tiny_model_dir, tmp_path, monkeypatch
+):
+    """Also: the cluster starts while the driver prepares the run (identifying the model,
+    covering the store), so workers import the model stack meanwhile."""
+    import flows.pipeline
     from flows.pipeline import backfill
 
     config = _config(tmp_path, archive, tiny_model_dir)
@@ -49,7 +81,11 @@ def test_cluster_class_named_by_string(prefect_harness, archive, tiny_model_dir,
         "cluster_kwargs": {"n_workers": 2, "threads_per_worker": 1, "processes": True,
                            "dashboard_address": None},
     }  # fmt: skip
+    seen: list[bool] = []
+    prepare = _waiting_for_a_worker(flows.pipeline.prepare_backfill, seen)
+    monkeypatch.setattr(flows.pipeline, "prepare_backfill", prepare)
     report = backfill(config=str(config), start=START, end=START, cluster=section)
+    assert seen == [True]
     assert report["units_failed"] == [] and report["units_run"] == UNITS
     assert report["max_in_flight"] == 4  # 2 per worker thread of the cluster it started
     store = yaml.safe_load(config.read_text())["store"]

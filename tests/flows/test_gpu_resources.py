@@ -6,7 +6,7 @@ started ``LocalCUDACluster``; benchmarks/gpu.py runs units concurrently on a rea
 
 from __future__ import annotations
 
-from flows.pipeline import UNITS_PER_GPU, local_cuda_kwargs
+from flows.runners import UNITS_PER_GPU, local_cuda_kwargs
 from plumenet.config import ClusterConfig
 
 
