@@ -3,8 +3,9 @@ whose cluster starts in the background while the driver prepares the run.
 
 A fresh local worker needs ~3 s (2-core CPU) to import torch and the model stack, a GPU
 worker more with CUDA's start; the driver meanwhile identifies the model (which costs the
-same on a fresh driver), covers the store and plans its first window. Started early, the
-two overlap instead of adding up.
+same in a driver that has not imported torch yet), covers the store and plans its first
+window. Started early, the two overlap: -2.1 s per flow call measured with such a driver,
+nothing with one that had identified the model already (docs/BENCHMARKS.md, "Pipeline").
 """
 
 from __future__ import annotations

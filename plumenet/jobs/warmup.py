@@ -3,8 +3,8 @@
 A fresh worker spends ~3 s (2-core CPU, measured) importing torch and ``transformers``
 before its first unit can load the model. Started in a thread as the worker process comes
 up, that import runs while the worker registers, the driver identifies the model and plans
-its first window, and the first task travels; the first unit then finds the modules loaded
-(Python's import lock makes it wait for a half-done import rather than redo it).
+its first window, and the first task travels; the first unit then finds the modules loaded,
+or waits for the half-done import (Python's import lock) rather than redoing it.
 
 The workers plumenet starts (``local``, ``local-cuda``) get it through
 ``cluster.WORKER_DASK_CONFIG``; for your own, ``dask worker --preload plumenet.jobs.warmup``.
