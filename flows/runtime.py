@@ -3,8 +3,9 @@ local server with its own database), the project's log lines, and the run-time s
 
 Prefect's ephemeral mode starts a private server inside each process that runs a flow or a
 task. Dask worker processes would each start their own, so the CLI starts one temporary
-server (SQLite under a fresh temporary folder, removed after) and exports its URL before the
-cluster's worker processes are spawned. Prefect sends only its own loggers' records to the
+server (SQLite under a fresh temporary folder, removed after; its empty schema copied from
+:mod:`flows.server_db`'s cache) and exports its URL before the cluster's worker processes
+are spawned. Prefect sends only its own loggers' records to the
 API; :func:`forward_project_logs` adds the project's (``plumenet``, ``storage``, ``flows``)
 in the process it runs in, so the flow driver and every Dask worker call it.
 """
@@ -24,6 +25,7 @@ from prefect.events.worker import EventsWorker
 from prefect.logging.handlers import APILogHandler, APILogWorker
 from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
+from flows import server_db
 from plumenet.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -136,14 +138,19 @@ def prefect_api() -> Iterator[str]:
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     home = Path(tempfile.mkdtemp(prefix="plumenet-prefect-"))
+    database = home / "prefect.db"
+    seeded = server_db.seed(database)  # an empty, migrated schema: ~6 s less to start
     server = SubprocessASGIServer()
     try:
         with _server_environment(home):
             server.start(timeout=STARTUP_TIMEOUT_S)
+        if not seeded:
+            server_db.keep(database)
         os.environ["PREFECT_API_URL"] = server.api_url
         logger.info(
-            "started a temporary Prefect server at %s (database in %s)", server.api_url, home
-        )
+            "started a temporary Prefect server at %s (database in %s, %s)",
+            server.api_url, home, "from the cached empty schema" if seeded else "new",
+        )  # fmt: skip
         with temporary_settings({PREFECT_API_URL: server.api_url}):
             yield server.api_url
     finally:

@@ -18,6 +18,16 @@ import pytest
 
 from tests.helpers.flows import free_port
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep plumenet's cache (the temporary Prefect server's empty schema) out of the user's
+    home: one folder per test session, shared by the CLI processes the tests start."""
+    if "PLUMENET_CACHE_DIR" not in os.environ:
+        import tempfile
+
+        os.environ["PLUMENET_CACHE_DIR"] = tempfile.mkdtemp(prefix="plumenet-test-cache-")
+
+
 #: Fake credentials for moto: tests assert they never leak into stores, logs or output.
 S3_KEY = "AKIAPLUMENETTESTKEY01"
 S3_SECRET = "plumenet-test-secret-do-not-leak-7f3a9c"
