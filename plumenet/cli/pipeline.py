@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,27 @@ def _cluster(cfg: Any, options: dict[str, Any]) -> dict[str, Any] | None:
     override = cluster_from_options(cfg.cluster, **options)
     resolve_cluster(cfg.cluster, override)
     return override
+
+
+@contextmanager
+def _api_and_model(spec: str) -> Iterator[None]:
+    """The Prefect API (``flows.runtime.prefect_api``: a temporary server when none is
+    configured) with the model identified meanwhile.
+
+    The server starts in its own process (~3 s here) while this one loads the weights to
+    identify them (~3 s in a fresh process), so the two overlap instead of adding up. A
+    weights error still ends the command with its one line, once the server has stopped.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from flows.runtime import prefect_api
+    from plumenet.jobs.backfill import identify_model
+
+    with ThreadPoolExecutor(1, thread_name_prefix="identify-model") as pool:
+        identified = pool.submit(identify_model, spec)
+        with prefect_api():
+            identified.result()
+            yield
 
 
 def _echo_report(report: dict[str, Any]) -> None:
@@ -79,7 +102,7 @@ def backfill(
     """
     from plumenet.cli import hide_user_error_tracebacks
     from plumenet.config import load_config
-    from plumenet.jobs.backfill import identify_model, parse_window
+    from plumenet.jobs.backfill import parse_window
     from plumenet.jobs.preflight import preflight
     from plumenet.timeutil import parse_end, parse_start
 
@@ -95,12 +118,11 @@ def backfill(
         device=device,
     )
     from flows.pipeline import backfill as backfill_flow
-    from flows.runtime import prefect_api
+
     cluster = _cluster(cfg, cluster_opts)
     parse_window(window)
-    identify_model(cfg.segmentation_model())
     hide_user_error_tracebacks()
-    with prefect_api():
+    with _api_and_model(cfg.segmentation_model()):
         report = backfill_flow(
             config=config,
             start=start,
@@ -143,7 +165,7 @@ def nightly(
 
     from plumenet.cli import hide_user_error_tracebacks
     from plumenet.config import load_config
-    from plumenet.jobs.backfill import identify_model, lookback_range
+    from plumenet.jobs.backfill import lookback_range
     from plumenet.jobs.preflight import preflight
 
     cfg = load_config(config)
@@ -155,11 +177,10 @@ def nightly(
         device=device,
     )
     from flows.pipeline import nightly as nightly_flow
-    from flows.runtime import prefect_api
-    identify_model(cfg.segmentation_model())
+
     cluster = _cluster(cfg, cluster_opts)
     hide_user_error_tracebacks()
-    with prefect_api():
+    with _api_and_model(cfg.segmentation_model()):
         report = nightly_flow(
             config=config,
             lookback=lookback,

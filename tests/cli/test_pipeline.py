@@ -55,6 +55,20 @@ def test_backfill_missing_weights_says_how_to_fix(config, tmp_path):
     assert not (config.parent / "plumenet.zarr").exists()
 
 
+@pytest.mark.slow
+def test_backfill_unreadable_weights_is_one_line_after_the_server_stops(config, tmp_path):
+    """The weights are identified while the Prefect API starts; when they cannot be read,
+    the command still ends with that one line and exit 2, and writes nothing."""
+    weights = tmp_path / "tiny" / "model.safetensors"
+    weights.write_bytes(b"\xff" * 1000)
+    code, lines = _run(
+        ["backfill", "--config", str(config), "--start", "2024-01-02", "--end", "2024-01-02"]
+    )
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("error:") and str(weights) in lines[0], lines
+    assert not (config.parent / "plumenet.zarr").exists()
+
+
 def test_nightly_bad_lookback_and_every_command_has_help(config):
     code, lines = _run(["nightly", "--config", str(config), "--lookback", "two days"])
     assert (
