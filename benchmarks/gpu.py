@@ -252,8 +252,13 @@ def dask_rate(args: argparse.Namespace, device: torch.device, root: Path) -> dic
             raise ImportError("not a CUDA run")
         from dask_cuda import LocalCUDACluster
 
-        cluster = LocalCUDACluster(**kwargs)
-        kind = "dask_cuda.LocalCUDACluster"
+        from plumenet.config import ClusterConfig
+        from plumenet.jobs.gpu_cluster import local_cuda_kwargs
+
+        # the arguments `--cluster local-cuda` starts it with (worker settings, warm-up)
+        spec = ClusterConfig(address="local-cuda", threads_per_worker=k)
+        cluster = LocalCUDACluster(**local_cuda_kwargs(spec))
+        kind = "dask_cuda.LocalCUDACluster (plumenet's local-cuda arguments)"
     except ImportError:
         cluster = LocalCluster(n_workers=1, processes=True, **kwargs)
     with cluster, Client(cluster) as client:

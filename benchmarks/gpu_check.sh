@@ -49,7 +49,8 @@ PYEOF
 } 2>&1 | tee "$OUT/gpu.txt"
 
 timeout 150 "$PY" -m pytest -q -p no:cacheprovider -m gpu -rA \
-  tests/inference/test_gpu_decode.py tests/inference/test_transfers.py 2>&1 \
+  tests/inference/test_gpu_decode.py tests/inference/test_transfers.py \
+  tests/jobs/test_gpu_cluster.py 2>&1 \
   | tee "$OUT/gpu_tests.log"
 tests_rc=${PIPESTATUS[0]}
 

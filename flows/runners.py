@@ -14,37 +14,13 @@ import contextvars
 import threading
 import time
 from types import TracebackType
-from typing import Any
 
 from prefect_dask import DaskTaskRunner
 
 from plumenet.config import ClusterConfig
-from plumenet.jobs.cluster import local_cluster_kwargs, scheduler_address, worker_config
+from plumenet.jobs.cluster import local_cluster_kwargs, scheduler_address
+from plumenet.jobs.gpu_cluster import local_cuda_kwargs
 from plumenet.jobs.workunit import THREADS_ENV
-
-#: Work units one GPU worker runs at once (threads sharing one model; docs/deploy.md).
-UNITS_PER_GPU = 3
-
-
-def local_cuda_kwargs(spec: ClusterConfig) -> dict[str, Any]:
-    """``LocalCUDACluster`` arguments: one worker per GPU, running several units at once.
-
-    Each unit asks for ``GPU=1``; a GPU worker offers ``UNITS_PER_GPU`` of it (or
-    ``threads_per_worker``) and as many threads, so units that share the worker's one
-    model overlap one unit's listing, first fetch and write with another's inference.
-    """
-    units = spec.threads_per_worker or UNITS_PER_GPU
-    kwargs: dict[str, Any] = {
-        "resources": {"GPU": units},
-        "threads_per_worker": units,
-        "dashboard_address": None,
-        "config": worker_config(),
-    }
-    if spec.workers:
-        kwargs["n_workers"] = spec.workers
-    if spec.memory_limit:
-        kwargs["memory_limit"] = spec.memory_limit
-    return kwargs
 
 
 def make_task_runner(spec: ClusterConfig) -> DaskTaskRunner:

@@ -1,0 +1,59 @@
+"""``cluster: local-cuda`` for real: a ``LocalCUDACluster`` started from plumenet's arguments
+(run by benchmarks/gpu_check.sh on a GPU machine; skipped where CUDA or dask-cuda is absent;
+the CPU suite checks the same arguments on a ``LocalCluster`` started the same way)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import threading
+
+import pytest
+
+from plumenet.config import ClusterConfig
+
+torch = pytest.importorskip("torch")
+
+needs_cuda_cluster = pytest.mark.skipif(
+    not torch.cuda.is_available() or importlib.util.find_spec("dask_cuda") is None,
+    reason="needs CUDA and dask-cuda (the gpu extra)",
+)
+
+
+def _worker_state(dask_worker) -> tuple:
+    import dask
+
+    from plumenet.jobs.warmup import THREAD_NAME
+
+    for thread in threading.enumerate():  # the warm-up thread imports and starts CUDA
+        if thread.name == THREAD_NAME:
+            thread.join(timeout=120)
+    import torch as worker_torch
+
+    return (
+        dask.config.get("distributed.worker.profile.enabled"),
+        [p.name for p in dask_worker.preloads],
+        "plumenet.model.weights" in sys.modules,
+        worker_torch.cuda.is_initialized(),
+        dict(dask_worker.state.total_resources),
+    )
+
+
+@pytest.mark.gpu
+@needs_cuda_cluster
+def test_local_cuda_cluster_starts_from_plumenets_arguments_with_its_settings():
+    from dask_cuda import LocalCUDACluster
+    from distributed import Client
+
+    from plumenet.jobs.cluster import WORKER_PRELOAD
+    from plumenet.jobs.gpu_cluster import UNITS_PER_GPU, local_cuda_kwargs
+
+    kwargs = local_cuda_kwargs(ClusterConfig(address="local-cuda", workers=1))
+    with LocalCUDACluster(**kwargs) as cluster, Client(cluster) as client:
+        client.wait_for_workers(1, timeout=120)
+        (state,) = client.run(_worker_state).values()
+    profile, preloads, warmed, cuda_started, resources = state
+    assert profile is False
+    assert preloads[0] == WORKER_PRELOAD and "dask_cuda.initialize" in preloads
+    assert warmed and cuda_started
+    assert resources == {"GPU": UNITS_PER_GPU}
