@@ -3,15 +3,18 @@ later servers' databases, and never trusted when damaged."""
 
 from __future__ import annotations
 
-import logging
+import os
 import sqlite3
-import urllib.request
+import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from flows import server_db
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _database(path: Path, *, migrated: bool = True) -> Path:
@@ -55,38 +58,41 @@ def test_a_damaged_template_is_dropped_not_copied(cache, tmp_path):
     assert not (tmp_path / "a.db").exists() and not server_db.template_path().exists()
 
 
+_TWO_SERVERS = """
+import urllib.request
+from prefect import flow
+from flows import server_db
+from flows.runtime import prefect_api
+
+seeded = []
+seed = server_db.seed
+server_db.seed = lambda database: seeded.append(seed(database)) or seeded[-1]
+
+@flow
+def answer():
+    return 42
+
+for run in range(2):
+    with prefect_api() as url:
+        health = urllib.request.urlopen(url + "/health", timeout=10).read()
+        print("RUN", run, health == b"true", answer(), seeded[-1], flush=True)
+"""
+
+
 @pytest.mark.server
 @pytest.mark.slow
-def test_real_servers_start_from_the_cached_schema_and_run_flows(cache, monkeypatch):
-    """Two temporary servers in a row: the first creates its schema and keeps it, the
-    second starts from the copy, and a flow run on it completes."""
-    from prefect import flow
-
-    from flows.runtime import prefect_api
-
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-
-    @flow
-    def answer() -> int:
-        return 42
-
-    # a handler of our own: Prefect's logging set-up replaces the root's (and caplog's)
-    seen: list[str] = []
-    handler = logging.Handler(logging.INFO)
-    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
-    runtime_logger = logging.getLogger("flows.runtime")
-    level = runtime_logger.level
-    runtime_logger.setLevel(logging.INFO)
-    runtime_logger.addHandler(handler)
-    try:
-        for expected in ("new", "from the cached empty schema"):
-            seen.clear()
-            with prefect_api() as url:
-                assert urllib.request.urlopen(f"{url}/health", timeout=10).read() == b"true"
-                assert answer() == 42
-            started = [m for m in seen if "temporary Prefect server" in m]
-            assert len(started) == 1 and started[0].endswith(f", {expected})"), started
-            assert server_db.template_path().is_file()
-    finally:
-        runtime_logger.removeHandler(handler)
-        runtime_logger.setLevel(level)
+def test_real_servers_start_from_the_cached_schema_and_run_flows(cache, tmp_path):
+    """Two temporary servers in a fresh process with no Prefect API configured: the first
+    creates its schema and keeps it, the second starts from the copy, and a flow run on
+    each completes."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env.update({server_db.CACHE_ENV: str(cache), "PREFECT_HOME": str(tmp_path / "home"),
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PYTHONPATH": str(REPO)})  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", _TWO_SERVERS], env=env, cwd=REPO,
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = [line for line in proc.stdout.splitlines() if line.startswith("RUN ")]
+    assert runs == ["RUN 0 True 42 False", "RUN 1 True 42 True"], proc.stdout[-2000:]
+    assert [p.name for p in cache.iterdir()] == [server_db.template_path().name]
