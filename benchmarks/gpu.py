@@ -54,12 +54,21 @@ DECODE_MAD = 2.0
 
 
 class Run:
-    """Results, the deadline, and a section runner that records failures instead of dying."""
+    """Results, the deadline, and a section runner that records failures instead of dying
+    and saves what it has after every section (an outer timeout then loses one section,
+    not the run)."""
 
-    def __init__(self, budget_s: float) -> None:
+    def __init__(self, budget_s: float, out: Path | None = None) -> None:
         self.started = time.perf_counter()
         self.budget_s = budget_s
+        self.out = out
         self.results: dict[str, Any] = {}
+
+    def save(self) -> None:
+        if self.out is not None:
+            self.out.mkdir(parents=True, exist_ok=True)
+            text = json.dumps(self.results, indent=2, default=str)
+            (self.out / "gpu_bench.json").write_text(text)
 
     def section(self, name: str, fn: Callable[[], Any]) -> None:
         if time.perf_counter() - self.started > self.budget_s:
@@ -72,6 +81,7 @@ class Run:
         except Exception as err:  # noqa: BLE001 - one broken section must not lose the others
             self.results[name] = {"error": f"{type(err).__name__}: {err}"}
         print(f"[{name}] {time.perf_counter() - t0:.1f} s: {self.results[name]}", flush=True)
+        self.save()
 
 
 def _peak_gib(device: torch.device) -> float | None:
@@ -170,6 +180,12 @@ def decode_rates(args: argparse.Namespace, device: torch.device) -> dict:
         "pillow_fps": round(len(batch) / sec, 1),
     }
     if device.type == "cuda" and gpu_decode_available():
+        decoded = decode_resize(batch, 518, device)
+        if decoded.failed:  # a rate of calls that fail at once would look like a fast decode
+            raise RuntimeError(
+                f"nvJPEG decoded {len(decoded.ok)} of {len(batch)} valid frames "
+                "(the first failure is in the log)"
+            )
         sec = median_seconds(
             lambda: decode_resize(batch, 518, device), device, 2, max(3, n // len(batch))
         )
@@ -297,6 +313,11 @@ def agreement(args: argparse.Namespace, device: torch.device) -> dict:
         "probability_max_level_diff": int(
             np.abs(dev.probability.astype(int) - cpu.probability).max()
         ),
+        # bf16 autocast moves a few probabilities by 1-2 of 254 levels even on CPU: the
+        # mean says whether the maximum is a few pixels or the whole map
+        "probability_mean_level_diff": float(
+            np.abs(dev.probability.astype(int) - cpu.probability).mean()
+        ),
     }
     out["pass"] = bool(
         out["fraction_max_abs_diff"] <= FRACTION_TOL
@@ -342,7 +363,7 @@ def main(argv: list[str] | None = None) -> dict:
         args.frames, args.unit_frames, args.unit_batch = 12, 4, 2
         args.io_threads, args.repeats = min(args.io_threads, 4), 1
     gpu_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "no GPU"
-    run = Run(args.budget_s)
+    run = Run(args.budget_s, args.out)
     run.results.update(
         machine=f"{gpu_name}, {os.cpu_count()} cores, {platform.machine()}, torch "
         f"{torch.__version__}",
@@ -366,8 +387,7 @@ def main(argv: list[str] | None = None) -> dict:
                 run.section(name, fn)
     run.results["ratios"] = ratios(run.results, args.unit_batch)
     run.results["total_s"] = round(time.perf_counter() - run.started, 1)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gpu_bench.json").write_text(json.dumps(run.results, indent=2, default=str))
+    run.save()
     text = markdown(run.results)
     (args.out / "gpu_bench.md").write_text(text)
     print(text)

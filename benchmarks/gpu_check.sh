@@ -48,9 +48,11 @@ except Exception as err:  # the benchmark falls back to a one-worker LocalCluste
 PYEOF
 } 2>&1 | tee "$OUT/gpu.txt"
 
+# the broken-JPEG tests last: if nvJPEG faults on one, the CUDA context of this pytest
+# process is gone for every test after it
 timeout 150 "$PY" -m pytest -q -p no:cacheprovider -m gpu -rA \
-  tests/inference/test_gpu_decode.py tests/inference/test_transfers.py \
-  tests/jobs/test_gpu_cluster.py 2>&1 \
+  tests/inference/test_transfers.py tests/jobs/test_gpu_cluster.py \
+  tests/inference/test_gpu_decode.py 2>&1 \
   | tee "$OUT/gpu_tests.log"
 tests_rc=${PIPESTATUS[0]}
 

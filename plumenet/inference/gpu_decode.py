@@ -28,7 +28,9 @@ time, and :func:`gpu_decode_available` says whether the GPU path can run.
 from __future__ import annotations
 
 import functools
+import logging
 import struct
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -199,6 +201,49 @@ def resize_like_pillow(img: torch.Tensor, size: int) -> torch.Tensor:
     return out[0] if single else out
 
 
+logger = logging.getLogger(__name__)
+
+#: Per thread: its nvJPEG stream per CUDA device (see :func:`decode_resize`).
+_THREAD_STREAMS = threading.local()
+#: nvJPEG's first failure in this process is logged with its error (later ones are not).
+_FAILURE_LOGGED = threading.Event()
+
+
+def _decode_stream(device: torch.device) -> torch.cuda.Stream:
+    """This thread's stream for decoding on ``device``, made on first use."""
+    import torch  # noqa: PLC0415 - jobs.frames imports this module in the torch-free driver
+
+    streams = getattr(_THREAD_STREAMS, "by_device", None)
+    if streams is None:
+        streams = _THREAD_STREAMS.by_device = {}
+    if device not in streams:
+        streams[device] = torch.cuda.Stream(device=device)
+    return streams[device]
+
+
+def _decode_all(encoded: list[torch.Tensor], device: torch.device) -> list[torch.Tensor | None]:
+    """One batched nvJPEG call; if it fails, each frame alone (``None``: still failed)."""
+    from torchvision.io import ImageReadMode, decode_jpeg  # noqa: PLC0415 - optional gpu extra
+
+    try:
+        return list(decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device))
+    except RuntimeError as err:
+        if not _FAILURE_LOGGED.is_set():
+            _FAILURE_LOGGED.set()
+            logger.warning(
+                "nvJPEG failed on a batch of %d frames (%s); decoding them one by one, "
+                "Pillow takes the ones that still fail (logged once per process)",
+                len(encoded), str(err).splitlines()[0] if str(err) else type(err).__name__,
+            )  # fmt: skip
+    images: list[torch.Tensor | None] = []
+    for t in encoded:
+        try:
+            images.append(decode_jpeg(t, mode=ImageReadMode.RGB, device=device))
+        except RuntimeError:
+            images.append(None)
+    return images
+
+
 def decode_resize(datas: Sequence[bytes], size: int, device: str | torch.device) -> GpuDecoded:
     """Decode JPEG bytes (each :func:`gpu_decodable`) on ``device`` and resize to ``size``.
 
@@ -206,19 +251,23 @@ def decode_resize(datas: Sequence[bytes], size: int, device: str | torch.device)
     fail are listed in ``failed``. Never raises for bad data.
     """
     import torch  # noqa: PLC0415 - jobs.frames imports this module in the torch-free driver
-    from torchvision.io import ImageReadMode, decode_jpeg  # noqa: PLC0415 - optional gpu extra
 
     encoded = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas]
-    images: list[torch.Tensor | None]
-    try:
-        images = list(decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device))
-    except RuntimeError:
-        images = []
-        for t in encoded:
-            try:
-                images.append(decode_jpeg(t, mode=ImageReadMode.RGB, device=device))
-            except RuntimeError:
-                images.append(None)
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        # torchvision allocates the outputs on the current stream but decodes on a private
+        # stream that does not wait for it, so memory that queued kernels of this (shared)
+        # stream still read could be written over: decode on this thread's own stream, then
+        # order the caller's stream after it and tie the outputs to the caller's stream.
+        caller = torch.cuda.current_stream(dev)
+        with torch.cuda.stream(_decode_stream(dev)):
+            images = _decode_all(encoded, dev)
+        caller.wait_stream(_decode_stream(dev))
+        for img in images:
+            if img is not None:
+                img.record_stream(caller)
+    else:
+        images = _decode_all(encoded, dev)
     failed = [
         i for i, img in enumerate(images) if img is None or img.dim() != 3 or img.shape[0] != 3
     ]

@@ -62,7 +62,15 @@ def frame_quality(
     n = frames.shape[0]
     weights = _luma_weights(frames.device)
     luma = (frames.float() * weights).sum(dim=1) / 255.0  # N x H x W
-    luma = luma[:, roi] if roi is not None else luma.reshape(n, -1)
-    brightness = luma.mean(dim=1)
-    usable = luma.std(dim=1, unbiased=False) >= USABLE_MIN_STD
+    if roi is None:
+        luma = luma.reshape(n, -1)
+        brightness = luma.mean(dim=1)
+        usable = luma.std(dim=1, unbiased=False) >= USABLE_MIN_STD
+        return brightness, usable
+    # masked means rather than luma[:, roi]: boolean indexing would sync a CUDA device
+    inside = roi.to(luma.dtype)
+    count = inside.sum()
+    brightness = (luma * inside).sum(dim=(1, 2)) / count
+    spread = ((luma - brightness.view(n, 1, 1)) * inside).square().sum(dim=(1, 2)) / count
+    usable = spread.sqrt() >= USABLE_MIN_STD
     return brightness, usable

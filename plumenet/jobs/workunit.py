@@ -256,6 +256,7 @@ def run_unit(unit: WorkUnit, job: UnitJob) -> UnitSummary:
             if on_gpu:  # JPEG bytes decoded on the GPU; Pillow gives broken ones their reason
                 gathered = gather_batch(batch, size, predictor.device)
                 summary.decode_s += gathered.decode_s
+                t0 = time.perf_counter()  # infer_s: the model's part, not the decode's
                 for i, reason in gathered.unreadable:
                     unreadable(batch[i], reason)
                 batch[:] = [batch[i] for i in gathered.kept]
