@@ -106,12 +106,12 @@ def forward_project_logs(level: int = logging.INFO) -> None:
 
 
 @contextmanager
-def _server_environment(home: Path) -> Iterator[None]:
+def _server_environment(home: Path, database: Path) -> Iterator[None]:
     """The temporary server's own home and SQLite database (only while it starts: the
     server process copies the environment)."""
     values = {
         "PREFECT_HOME": str(home),
-        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{database}",
     }
     previous = {key: os.environ.get(key) for key in values}
     os.environ.update(values)
@@ -142,7 +142,7 @@ def prefect_api() -> Iterator[str]:
     seeded = server_db.seed(database)  # an empty, migrated schema: ~6 s less to start
     server = SubprocessASGIServer()
     try:
-        with _server_environment(home):
+        with _server_environment(home, database):
             server.start(timeout=STARTUP_TIMEOUT_S)
         if not seeded:
             server_db.keep(database)

@@ -259,10 +259,10 @@ def decode_resize(datas: Sequence[bytes], size: int, device: str | torch.device)
         # stream that does not wait for it, so memory that queued kernels of this (shared)
         # stream still read could be written over: decode on this thread's own stream, then
         # order the caller's stream after it and tie the outputs to the caller's stream.
-        caller = torch.cuda.current_stream(dev)
-        with torch.cuda.stream(_decode_stream(dev)):
+        caller, decoding = torch.cuda.current_stream(dev), _decode_stream(dev)
+        with torch.cuda.stream(decoding):
             images = _decode_all(encoded, dev)
-        caller.wait_stream(_decode_stream(dev))
+        caller.wait_stream(decoding)
         for img in images:
             if img is not None:
                 img.record_stream(caller)

@@ -33,13 +33,11 @@ def test_worker_settings_survive_the_way_local_cuda_cluster_passes_them():
     ``dask_cuda.initialize`` to the preloads with a flat argv, then scales: a real worker
     started that way must have the profiler off, dask-cuda's config, both preloads in order,
     and the warm-up done (``config`` among our arguments would raise "multiple values")."""
-    import sys
-    import time
-
     import dask
     from distributed import Client, LocalCluster
 
     from plumenet.jobs.cluster import WORKER_PRELOAD
+    from tests.helpers.workers import warm_up_finished
 
     kwargs = local_cuda_kwargs(ClusterConfig(address="local-cuda", threads_per_worker=2))
     assert "config" not in kwargs and "env" not in kwargs  # LocalCUDACluster sets both
@@ -53,16 +51,11 @@ def test_worker_settings_survive_the_way_local_cuda_cluster_passes_them():
             client.wait_for_workers(1, timeout=60)
 
             def seen(dask_worker) -> tuple:
-                deadline = time.monotonic() + 120
-                while "plumenet.model.weights" not in sys.modules:
-                    if time.monotonic() > deadline:
-                        break
-                    time.sleep(0.1)
                 return (
                     dask.config.get("distributed.worker.profile.enabled"),
                     dask.config.get("distributed.comm.ucx")["create-cuda-context"],
                     [p.name for p in dask_worker.preloads],
-                    "plumenet.model.weights" in sys.modules,
+                    warm_up_finished(),
                     dask_worker.state.nthreads,
                     dict(dask_worker.state.total_resources),
                 )

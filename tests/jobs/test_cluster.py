@@ -110,6 +110,7 @@ def test_workers_plumenet_starts_run_without_the_dask_profiler_warm_up_and_keep_
     from distributed import Client, LocalCluster
 
     from plumenet.jobs.cluster import WORKER_PRELOAD, local_cluster_kwargs
+    from tests.helpers.workers import warm_up_finished
 
     def seen() -> tuple[bool, float, list[str]]:
         return (
@@ -118,19 +119,6 @@ def test_workers_plumenet_starts_run_without_the_dask_profiler_warm_up_and_keep_
             dask.config.get("distributed.worker.preload"),
         )
 
-    def warmed(timeout: float = 120.0) -> bool:
-        """True once the warm-up thread has imported the model stack, which nothing else
-        in a worker that ran no task does."""
-        import sys
-        import time
-
-        deadline = time.monotonic() + timeout
-        while "plumenet.model.weights" not in sys.modules:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.1)
-        return "torch" in sys.modules
-
     user = {"distributed.worker.memory.target": 0.42, "distributed.worker.preload": ["json"]}
     with dask.config.set(user):
         kwargs = local_cluster_kwargs(ClusterConfig(workers=1), "PLUMENET_TORCH_THREADS")
@@ -138,7 +126,7 @@ def test_workers_plumenet_starts_run_without_the_dask_profiler_warm_up_and_keep_
     assert dask.config.get("distributed.worker.preload") == []
     with LocalCluster(**kwargs) as cluster, Client(cluster) as client:
         assert list(client.run(seen).values()) == [(False, 0.42, ["json", WORKER_PRELOAD])]
-        assert list(client.run(warmed).values()) == [True]
+        assert list(client.run(warm_up_finished).values()) == [True]
 
 
 @pytest.mark.parametrize(

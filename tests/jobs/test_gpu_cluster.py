@@ -5,8 +5,6 @@ the CPU suite checks the same arguments on a ``LocalCluster`` started the same w
 from __future__ import annotations
 
 import importlib.util
-import sys
-import threading
 
 import pytest
 
@@ -22,18 +20,14 @@ needs_cuda_cluster = pytest.mark.skipif(
 
 def _worker_state(dask_worker) -> tuple:
     import dask
-
-    from plumenet.jobs.warmup import THREAD_NAME
-
-    for thread in threading.enumerate():  # the warm-up thread imports and starts CUDA
-        if thread.name == THREAD_NAME:
-            thread.join(timeout=120)
     import torch as worker_torch
+
+    from tests.helpers.workers import warm_up_finished
 
     return (
         dask.config.get("distributed.worker.profile.enabled"),
         [p.name for p in dask_worker.preloads],
-        "plumenet.model.weights" in sys.modules,
+        warm_up_finished(),  # the warm-up thread imports and starts CUDA
         worker_torch.cuda.is_initialized(),
         dict(dask_worker.state.total_resources),
     )
