@@ -29,7 +29,11 @@ def make_task_runner(spec: ClusterConfig) -> DaskTaskRunner:
     if spec.kind == "local":
         kwargs = local_cluster_kwargs(spec, THREADS_ENV)
         return DaskTaskRunner(
-            cluster_class="distributed.LocalCluster", cluster_kwargs=kwargs, adapt_kwargs=adapt
+            cluster_class="distributed.LocalCluster"
+            if kwargs["processes"]
+            else "plumenet.jobs.inprocess.InProcessCluster",
+            cluster_kwargs=kwargs,
+            adapt_kwargs=adapt,
         )
     if spec.kind == "local-cuda":
         return DaskTaskRunner(

@@ -99,13 +99,20 @@ def cluster_options(command: Any) -> Any:
     return _stack(
         [
             click.option("--cluster", default=None, help=CLUSTER_HELP),
-            click.option(
-                "--workers", type=click.IntRange(1), help="Local cluster: worker processes."
-            ),
+            click.option("--workers", type=click.IntRange(1), help="Local cluster: workers."),
             click.option(
                 "--threads-per-worker", type=click.IntRange(1), help="Local cluster: threads each."
             ),
             click.option("--memory-limit", help="Local cluster: memory per worker, e.g. 8GiB."),
+            click.option(
+                "--worker-processes/--in-process",
+                "processes",
+                default=None,
+                help=(
+                    "Local cluster: workers in their own processes, or threads of this one "
+                    "(default: in this process for one worker without --memory-limit/--adapt)."
+                ),
+            ),
             click.option("--cluster-kwargs", help="JSON arguments of a cluster class."),
             click.option("--adapt", help="Adaptive scaling MIN:MAX workers (local or a class)."),
             click.option(

@@ -98,6 +98,8 @@ class ClusterConfig(BaseModel):
 
     ``address``: ``local`` (default), ``local-cuda`` or a running scheduler (``tcp://...``).
     ``workers`` / ``threads_per_worker`` / ``memory_limit`` size a local cluster;
+    ``processes`` runs its workers as processes (true) or as threads of the driver's process
+    (false; default: threads for one worker without ``memory_limit`` or ``adapt``);
     ``max_in_flight`` bounds the tasks dispatched at once (default: 2 x worker threads);
     ``frames_per_task``: consecutive units of a camera are run as one task until it holds
     this many frames (default: 20,000 on GPU workers, one unit per task on CPU workers);
@@ -113,6 +115,7 @@ class ClusterConfig(BaseModel):
     workers: int | None = Field(default=None, gt=0)
     threads_per_worker: int | None = Field(default=None, gt=0)
     memory_limit: str | None = None
+    processes: bool | None = None
     adapt: AdaptConfig | None = None
     max_in_flight: int | None = Field(default=None, gt=0)
     frames_per_task: int | None = Field(default=None, ge=0)
@@ -133,6 +136,13 @@ class ClusterConfig(BaseModel):
         sized = [k for k in ("workers", "threads_per_worker", "memory_limit") if getattr(self, k)]
         if sized and self.kind not in ("local", "local-cuda"):
             raise ValueError(f"{', '.join(sized)} size a local cluster only — remove them")
+        if self.processes is not None and self.kind != "local":
+            raise ValueError("processes applies to a local cluster only — remove it")
+        if self.processes is False and (self.adapt or self.memory_limit):
+            raise ValueError(
+                "adapt and memory_limit need worker processes (a nanny starts, stops and "
+                "restarts them) — remove processes: false, or them"
+            )
         if self.adapt and self.kind not in ("local", "cluster_class"):
             raise ValueError("adapt needs a cluster plumenet starts (local or cluster_class)")
         if self.cluster_kwargs and self.kind != "cluster_class":

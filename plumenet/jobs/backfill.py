@@ -256,6 +256,7 @@ def prepare_backfill(
             camera=camera.id,
             model=config.segmentation_model(),
             model_index=model_index,
+            model_digest=model.digest,
             storage_options=dict(config.storage_options),
             roi=str(camera.roi) if camera.roi else None,
             tile=camera.tiling.tile if camera.tiling else None,

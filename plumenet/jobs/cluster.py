@@ -3,7 +3,8 @@ a flow parameter, checked before anything starts.
 
 Plain functions over :class:`plumenet.config.ClusterConfig`; ``flows.pipeline`` turns the
 result into a ``DaskTaskRunner``. A cluster is reached one of five ways: ``local`` (a
-``LocalCluster`` sized by ``workers`` / ``threads_per_worker`` / ``memory_limit``),
+``LocalCluster`` sized by ``workers`` / ``threads_per_worker`` / ``memory_limit``, its
+workers threads of the driver's process or processes of their own),
 ``local-cuda``, a scheduler address, a scheduler file (as ``dask scheduler --scheduler-file``
 writes it) or a ``cluster_class`` named by its import path with ``cluster_kwargs`` (e.g.
 ``dask_jobqueue.SLURMCluster``), optionally scaled with ``adapt``.
@@ -162,19 +163,42 @@ def worker_config() -> dict[str, Any]:
     return config
 
 
+def local_workers(spec: ClusterConfig) -> int:
+    """Workers of a local cluster: ``workers``, else a quarter of the cores (1 to 4)."""
+    return spec.workers or max(1, min(4, (os.cpu_count() or 1) // 4))
+
+
+def workers_in_process(spec: ClusterConfig) -> bool:
+    """Whether a local cluster's workers are threads of the driver's process.
+
+    ``processes`` decides when given. By default one worker (the size on fewer than 8 cores)
+    without ``memory_limit`` or ``adapt`` runs in the driver: torch and Pillow release the
+    GIL, and a second process costs its start with torch and the model stack (~4 s), its own
+    Dask worker and nanny beside the model on the same cores, and a second copy of the model
+    in memory: 0.88 x -> 0.93 x of the model alone on a 10-day run of a 2-core machine
+    (docs/BENCHMARKS.md, "Pipeline"). Worker processes keep a crash or a leak in one unit
+    away from the driver, and are what several workers and a memory limit need.
+    """
+    if spec.processes is not None:
+        return not spec.processes
+    return local_workers(spec) == 1 and not spec.memory_limit and spec.adapt is None
+
+
 def local_cluster_kwargs(spec: ClusterConfig, threads_env: str) -> dict[str, Any]:
-    """``LocalCluster`` arguments: worker processes sized to this machine unless given."""
-    n_cpu = os.cpu_count() or 1
-    workers = spec.workers or max(1, min(4, n_cpu // 4))
+    """``LocalCluster`` arguments: workers sized to this machine unless given, in the
+    driver's process or in their own (:func:`workers_in_process`)."""
+    workers = local_workers(spec)
     threads = spec.threads_per_worker or LOCAL_THREADS_PER_WORKER
     kwargs: dict[str, Any] = {
         "n_workers": workers,
         "threads_per_worker": threads,
-        "processes": True,
+        "processes": not workers_in_process(spec),
         "dashboard_address": None,
-        "env": {threads_env: str(max(1, n_cpu // workers))},
-        "config": worker_config(),
     }
+    if kwargs["processes"]:  # what the nanny gives each worker process
+        n_cpu = os.cpu_count() or 1
+        kwargs["env"] = {threads_env: str(max(1, n_cpu // workers))}
+        kwargs["config"] = worker_config()
     if spec.memory_limit:
         kwargs["memory_limit"] = spec.memory_limit
     return kwargs
@@ -210,6 +234,7 @@ def cluster_from_options(
     workers: int | None = None,
     threads_per_worker: int | None = None,
     memory_limit: str | None = None,
+    processes: bool | None = None,
     cluster_kwargs: str | None = None,
     adapt: str | None = None,
     max_in_flight: int | None = None,
@@ -220,6 +245,7 @@ def cluster_from_options(
         "workers": workers,
         "threads_per_worker": threads_per_worker,
         "memory_limit": memory_limit,
+        "processes": processes,
         "max_in_flight": max_in_flight,
     }
     extra: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
@@ -249,6 +275,8 @@ def cluster_from_options(
         if way.get("address") not in ("local", "local-cuda"):  # sized by whoever starts it
             for key in ("workers", "threads_per_worker", "memory_limit"):
                 raw.pop(key, None)
+        if way.get("address") != "local":
+            raw.pop("processes", None)
     raw.update(extra)
     resolve_cluster(configured, raw)  # one clear line now, not after a server started
     return raw

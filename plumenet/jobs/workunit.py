@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING, Any
 import fsspec
 import numpy as np
 from distributed import get_worker
+from distributed.core import Status
 from PIL import Image
 
 from plumenet.encoding import STATUS_OK, STATUS_UNREADABLE, STATUS_UNUSABLE, quantize_probability
+from plumenet.errors import WeightsError
 from plumenet.inference.gpu_decode import gpu_decodable, gpu_decode_available
 from plumenet.jobs.frames import LoadedFrame, filesystem, prefetched
 from plumenet.jobs.gpu_frames import gather_batch
@@ -45,6 +47,9 @@ class UnitJob:
     camera: str
     model: str
     model_index: int
+    #: The digest of the weights the driver identified and the store records for this run;
+    #: a worker whose copy differs (the files were replaced since) reloads them.
+    model_digest: str | None = None
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
     roi: str | None = None
     tile: int | None = None
@@ -92,6 +97,29 @@ class UnitSummary:
     worker: str = ""
 
 
+class UnitStopped(BaseException):
+    """Raised in a unit, before its next batch, once the Dask worker running it closes:
+    nothing of the unit is written, and a rerun redoes it. A ``BaseException``, like a
+    cancellation, so no retry catches it."""
+
+
+#: Worker states in which a unit stops before its next batch.
+_CLOSING = frozenset({Status.closing, Status.closed, Status.failed})
+
+
+def worker_closing() -> bool:
+    """Whether the Dask worker this thread runs for is closing (False outside a worker).
+
+    A worker process takes its units with it when it goes; a worker that is a thread pool of
+    the driver's process (``plumenet.jobs.inprocess``) cannot kill its threads, so its units
+    stop themselves: else the close waits 30 s for them, and they outlive their run.
+    """
+    try:
+        return get_worker().status in _CLOSING
+    except ValueError:  # not in a worker
+        return False
+
+
 _PREDICTORS: dict[tuple[Any, ...], Predictor] = {}
 _SCORERS: dict[tuple[Any, ...], Any] = {}
 _CACHE_LOCK = threading.Lock()
@@ -105,12 +133,23 @@ def get_predictor(
     roi: str | None = None,
     cuda_batch_size: int | None = None,
     compile: bool = False,
+    digest: str | None = None,
 ) -> Predictor:
     """The process-wide predictor for ``spec``: loaded on first use, then reused by every unit
-    (and by the units that run concurrently in one GPU worker's threads)."""
+    (and by the units that run concurrently in one GPU worker's threads).
+
+    With ``digest`` (the weights the run was planned with), a cached predictor of other
+    weights is replaced: a long-lived worker, or a driver that runs its units itself, may
+    have loaded ``spec`` before its files were replaced. Weights that still differ once
+    reloaded are a :class:`WeightsError`, never outputs recorded under the wrong digest.
+    """
     key = (spec, device, batch_size, roi, cuda_batch_size, compile)
     with _CACHE_LOCK:
         predictor = _PREDICTORS.get(key)
+        if predictor is not None and digest and predictor.loaded.digest != digest:
+            for stale in [k for k in _SCORERS if k[1] == id(predictor)]:  # ids get reused
+                del _SCORERS[stale]
+            predictor = None
         if predictor is None:
             # torch-heavy: imported in the worker on first use, never in the driver.
             from plumenet.inference.predictor import Predictor  # noqa: PLC0415
@@ -119,6 +158,11 @@ def get_predictor(
 
             _apply_thread_budget()
             loaded = load_model(spec, device=device)
+            if digest and loaded.digest != digest:
+                raise WeightsError(
+                    f"model {spec!r}: its weights changed after this run was planned (digest "
+                    f"{loaded.digest[:12]}... here, {digest[:12]}... recorded) — run again"
+                )
             mask = _load_roi(roi, loaded.input_size) if roi else None
             if cuda_batch_size and resolve_device(device).type == "cuda":
                 batch_size = cuda_batch_size
@@ -208,6 +252,7 @@ def run_unit(unit: WorkUnit, job: UnitJob) -> UnitSummary:
         roi=job.roi,
         cuda_batch_size=job.cuda_batch_size,
         compile=job.compile,
+        digest=job.model_digest,
     )
     scorer = _get_scorer(job.anomaly_model, predictor) if job.anomaly_model else None
     size = predictor.input_size
@@ -244,6 +289,8 @@ def run_unit(unit: WorkUnit, job: UnitJob) -> UnitSummary:
     def flush() -> None:
         if not batch:
             return
+        if worker_closing():
+            raise UnitStopped(f"unit {unit.camera}/{unit.unit} stopped: its worker closed")
         t0 = time.perf_counter()
         idx = np.array([b.key - unit.slot0 for b in batch])
         if tiled:

@@ -36,3 +36,29 @@ def test_a_local_cluster_started_early_is_ready_with_its_workers():
         assert waited >= 0.0
         assert runner.client.submit(sum, [1, 2]).result() == 3
     assert runner.client.status == "closed"
+
+
+def test_one_local_worker_runs_in_the_driver_and_several_in_processes():
+    from flows.runners import make_task_runner
+
+    def started(spec: ClusterConfig) -> tuple[str, dict]:
+        runner = make_task_runner(spec)
+        return runner.cluster_class, runner.cluster_kwargs
+
+    cls, kwargs = started(ClusterConfig(workers=1))
+    assert cls == "plumenet.jobs.inprocess.InProcessCluster" and not kwargs["processes"]
+    cls, kwargs = started(ClusterConfig(workers=1, processes=True))
+    assert cls == "distributed.LocalCluster" and kwargs["processes"]
+    cls, kwargs = started(ClusterConfig(workers=2))
+    assert cls == "distributed.LocalCluster" and kwargs["n_workers"] == 2
+
+
+@pytest.mark.slow
+def test_an_in_process_local_cluster_runs_tasks_in_this_process():
+    import os
+
+    with StartedRunner(ClusterConfig(workers=1)) as started:
+        runner, threads, _, _ = started.ready()
+        assert threads == 1
+        assert runner.client.submit(os.getpid).result() == os.getpid()
+    assert runner.client.status == "closed"

@@ -4,6 +4,8 @@ resolved to one :class:`ClusterConfig`, with one clear error line for each mista
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 
@@ -47,6 +49,9 @@ def test_the_config_section_is_strict_and_says_what_to_fix():
         ({"max_in_flight": 0}, r"cluster.max_in_flight"),
         ({"frames_per_task": -1}, r"cluster.frames_per_task"),
         ({"adress": "local"}, r"did you mean 'address'"),
+        ({"address": "local-cuda", "processes": True}, r"processes applies to a local clus"),
+        ({"processes": False, "memory_limit": "4GiB"}, r"memory_limit need worker processes"),
+        ({"processes": False, "adapt": {"maximum": 2}}, r"adapt and memory_limit need worker"),
     ]
     for section, message in bad:
         with pytest.raises(ConfigError, match=message):
@@ -59,6 +64,9 @@ def test_cli_options_override_the_config_and_fail_early(tmp_path):
     assert cluster_from_options(configured, workers=2) == {
         "address": "local", "workers": 2, "max_in_flight": 5, "frames_per_task": 900,
     }  # fmt: skip
+    assert cluster_from_options(configured, processes=True)["processes"] is True
+    in_process = ClusterConfig(processes=False)
+    assert cluster_from_options(in_process, cluster="tcp://h:1") == {"address": "tcp://h:1"}
     remote = cluster_from_options(configured, cluster="tcp://h:8786")
     assert remote == {"address": "tcp://h:8786", "max_in_flight": 5, "frames_per_task": 900}
     assert resolve_cluster(configured, "tcp://h:8786").frames_per_task == 900  # kept
@@ -101,6 +109,97 @@ def test_in_flight_bound_and_gpu_annotation_follow_the_cluster():
     assert wants_gpu(ClusterConfig(address="local-cuda"), []) is True
 
 
+def test_one_local_worker_runs_in_the_driver_unless_told_or_sized_otherwise(monkeypatch):
+    from plumenet.jobs.cluster import local_cluster_kwargs, workers_in_process
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert workers_in_process(ClusterConfig()) is True  # 2 cores: one worker
+    assert workers_in_process(ClusterConfig(workers=1, threads_per_worker=2)) is True
+    assert workers_in_process(ClusterConfig(workers=2)) is False
+    assert workers_in_process(ClusterConfig(memory_limit="4GiB")) is False
+    assert workers_in_process(ClusterConfig(adapt={"maximum": 2})) is False
+    assert workers_in_process(ClusterConfig(processes=True)) is False
+    assert workers_in_process(ClusterConfig(workers=3, processes=False)) is True
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert workers_in_process(ClusterConfig()) is False  # 16 cores: four workers
+
+    threads = local_cluster_kwargs(ClusterConfig(workers=1), "T")
+    assert threads == {"n_workers": 1, "threads_per_worker": 1, "processes": False,
+                       "dashboard_address": None}  # fmt: skip
+    processes = local_cluster_kwargs(ClusterConfig(workers=2), "T")
+    assert processes["processes"] is True and processes["env"] == {"T": "8"}
+    assert "distributed" in processes["config"]
+
+
+def test_an_in_process_worker_runs_here_without_the_dask_profiler():
+    """The profiler would sample the driver's threads too; the driver's own Dask config is
+    left as it was, and the worker runs a unit's code in this process."""
+    import os
+
+    import dask
+    from distributed import Client, get_worker
+
+    from plumenet.jobs.inprocess import InProcessCluster
+
+    def where() -> tuple[int, bool, list[str]]:
+        worker = get_worker()
+        return os.getpid(), "profile" in worker.periodic_callbacks, list(worker.periodic_callbacks)
+
+    with InProcessCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+        assert dask.config.get("distributed.worker.profile.enabled") is True
+        with Client(cluster) as client:
+            pid, profiled, callbacks = client.submit(where).result()
+        assert pid == os.getpid()
+        assert not profiled and "heartbeat" in callbacks
+        with pytest.raises(NotImplementedError, match="adaptive scaling needs worker processes"):
+            cluster.adapt(maximum=2)
+
+
+#: Shared with the task below: an in-process worker runs it in this process.
+_UNIT_STARTED = threading.Event()
+_UNIT_OUTCOME: list = []
+
+
+def _unit_as_the_cluster_closes(unit, job) -> None:
+    from plumenet.jobs.workunit import UnitStopped, run_unit, worker_closing
+
+    _UNIT_STARTED.set()
+    deadline = time.monotonic() + 60
+    while not worker_closing() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        _UNIT_OUTCOME.append(run_unit(unit, job))
+    except UnitStopped as stopped:
+        _UNIT_OUTCOME.append(str(stopped))
+
+
+def test_a_unit_in_an_in_process_worker_stops_when_its_cluster_closes(tmp_path, rng):
+    """Its threads cannot be killed: without the stop, the close waits 30 s for a unit
+    still running, and the unit outlives the run (and the store lease) that started it.
+    Here the unit reaches its first batch only once the close has begun."""
+    import zarr
+    from distributed import Client
+
+    from plumenet.jobs.inprocess import InProcessCluster
+    from plumenet.jobs.workunit import UnitJob, worker_closing
+    from tests.jobs.test_workunit import _unit_and_store
+
+    unit, store = _unit_and_store(tmp_path, rng)
+    job = UnitJob(store=store, camera="WU", model="demo", model_index=0, batch_size=4)
+    assert not worker_closing()  # outside a worker
+    cluster = InProcessCluster(n_workers=1, threads_per_worker=1, dashboard_address=None)
+    client = Client(cluster)
+    future = client.submit(_unit_as_the_cluster_closes, unit, job)
+    assert _UNIT_STARTED.wait(30)
+    t0 = time.monotonic()
+    client.close()
+    cluster.close()
+    assert time.monotonic() - t0 < 15
+    assert _UNIT_OUTCOME == ["unit WU/0 stopped: its worker closed"]
+    assert not zarr.open_group(store, mode="r")["WU"]["status"][:].any()
+    del future
+
+
 def test_workers_plumenet_starts_run_without_the_dask_profiler_warm_up_and_keep_settings():
     """Dask's profiler samples every thread every 10 ms holding the GIL (4-6 % of CPU
     inference here), so a real worker process must see it off; it must import the model
@@ -121,7 +220,9 @@ def test_workers_plumenet_starts_run_without_the_dask_profiler_warm_up_and_keep_
 
     user = {"distributed.worker.memory.target": 0.42, "distributed.worker.preload": ["json"]}
     with dask.config.set(user):
-        kwargs = local_cluster_kwargs(ClusterConfig(workers=1), "PLUMENET_TORCH_THREADS")
+        kwargs = local_cluster_kwargs(
+            ClusterConfig(workers=1, processes=True), "PLUMENET_TORCH_THREADS"
+        )
     assert dask.config.get("distributed.worker.profile.enabled") is True  # driver unchanged
     assert dask.config.get("distributed.worker.preload") == []
     with LocalCluster(**kwargs) as cluster, Client(cluster) as client:

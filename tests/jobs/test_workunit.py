@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pandas as pd
@@ -92,6 +93,29 @@ def test_predictor_is_loaded_once_per_process(tiny_dir):
     b = get_predictor(tiny_dir, device="cpu", batch_size=4)
     assert a is b
     assert get_predictor(tiny_dir, device="cpu", batch_size=8) is not a
+
+
+def test_a_cached_predictor_of_replaced_weights_is_reloaded(tmp_path):
+    """A process that runs units for several runs (the driver's own in-process worker, a
+    long-lived worker) must not serve weights replaced on disk since it loaded them."""
+    from plumenet.errors import WeightsError
+    from plumenet.model.registry import build_model
+    from plumenet.model.weights import save_model
+
+    path = tmp_path / "retrained"
+    save_model(build_model("tiny", seed=0), path, model_id="v1")
+    first = get_predictor(str(path), device="cpu", batch_size=4)
+    save_model(build_model("tiny", seed=1), path, model_id="v2")  # retrained in place
+    new_digest = json.loads((path / "config.json").read_text())["digest"]
+    assert new_digest != first.loaded.digest
+
+    assert get_predictor(str(path), device="cpu", batch_size=4) is first  # no digest: cached
+    second = get_predictor(str(path), device="cpu", batch_size=4, digest=new_digest)
+    assert second is not first
+    assert (second.loaded.model_id, second.loaded.digest) == ("v2", new_digest)
+    assert get_predictor(str(path), device="cpu", batch_size=4, digest=new_digest) is second
+    with pytest.raises(WeightsError, match="changed after this run was planned"):
+        get_predictor(str(path), device="cpu", batch_size=4, digest=first.loaded.digest)
 
 
 def test_unit_fills_anomaly_when_the_camera_has_a_fitted_model(tmp_path, rng, tiny_dir):
