@@ -2,6 +2,8 @@
 
     python -m benchmarks.pipeline [--model vits14-reg] [--days 2] [--cadence 30min] [--device cpu]
     python -m benchmarks.pipeline --plan-only     # list + plan one camera-year (52,560 frames)
+    python -m benchmarks.pipeline --days 10 --cadence 1h --worker-processes   # A/B: the one
+        # local worker in its own process (--no-worker-processes: in the driver's, the default)
 
 1. model alone: ``Predictor.predict`` on pre-decoded uint8 tensors (no I/O), frames/s, in a
    worker thread, measured before and after the flow (the faster is the baseline);
@@ -43,10 +45,12 @@ def _save_random_model(name: str, root: Path) -> str:
     return str(out)
 
 
-def _write_config(root: Path, archive: Path, model: str, cadence: str, start: str) -> Path:
+def _write_config(
+    root: Path, archive: Path, model: str, cadence: str, start: str, processes: bool | None = None
+) -> Path:
     from storage.layouts import BUILTIN_TEMPLATES
 
-    cfg = {
+    cfg: dict = {
         "store": str(root / "bench.zarr"),
         "model": model,
         "cameras": [
@@ -61,6 +65,8 @@ def _write_config(root: Path, archive: Path, model: str, cadence: str, start: st
             }
         ],
     }
+    if processes is not None:
+        cfg["cluster"] = {"address": "local", "processes": processes}
     path = root / "cameras.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -197,6 +203,12 @@ def main() -> None:
     parser.add_argument(
         "--alone-frames", type=int, default=96, help="frames for each model-alone measurement"
     )
+    parser.add_argument(
+        "--worker-processes",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the local cluster's `processes` (default: the cluster's own choice)",
+    )
     parser.add_argument("--plan-only", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -225,7 +237,9 @@ def main() -> None:
                 fields={"CAM": "bench"},
                 camera="BENCH",
             )
-            config = _write_config(root, root / "archive", model, args.cadence, "2024-01-01")
+            config = _write_config(
+                root, root / "archive", model, args.cadence, "2024-01-01", args.worker_processes
+            )
             n_alone = min(args.alone_frames, len(list((root / "archive").iterdir())))
             before = model_alone(model, args.device, n_alone, args.batch_size)
             e2e = end_to_end(
@@ -241,6 +255,7 @@ def main() -> None:
         alone = max(before, after)
         results.update(
             model=args.model,
+            worker_processes=args.worker_processes,
             model_alone_fps=alone,
             model_alone_before_after_fps=[before, after],
             end_to_end=e2e,
