@@ -138,10 +138,13 @@ class ClusterConfig(BaseModel):
             raise ValueError(f"{', '.join(sized)} size a local cluster only — remove them")
         if self.processes is not None and self.kind != "local":
             raise ValueError("processes applies to a local cluster only — remove it")
-        if self.processes is False and (self.adapt or self.memory_limit):
+        needs = [k for k in ("memory_limit", "adapt") if getattr(self, k)]
+        if self.processes is False and needs:
+            why = {"memory_limit": "a nanny enforces it", "adapt": "it starts and stops them"}
             raise ValueError(
-                "adapt and memory_limit need worker processes (a nanny starts, stops and "
-                "restarts them) — remove processes: false, or them"
+                f"{' and '.join(needs)} need{'s' if len(needs) == 1 else ''} worker processes "
+                f"({'; '.join(f'{k}: {why[k]}' for k in needs)}) — drop processes: false "
+                f"(--in-process) or {' / '.join(needs)}"
             )
         if self.adapt and self.kind not in ("local", "cluster_class"):
             raise ValueError("adapt needs a cluster plumenet starts (local or cluster_class)")
