@@ -175,8 +175,8 @@ def workers_in_process(spec: ClusterConfig) -> bool:
     without ``memory_limit`` or ``adapt`` runs in the driver: torch and Pillow release the
     GIL, and a second process costs its start with torch and the model stack (~4 s), its own
     Dask worker and nanny beside the model on the same cores, and a second copy of the model
-    in memory: 0.88 x -> 0.93 x of the model alone on a 10-day run of a 2-core machine
-    (docs/BENCHMARKS.md, "Pipeline"). Worker processes keep a crash or a leak in one unit
+    in memory: 0.86-0.88 x -> 0.92-0.93 x of the model alone on a 10-day run of a 2-core
+    machine (docs/BENCHMARKS.md, "Pipeline"). Worker processes keep a crash or a leak in one unit
     away from the driver, and are what several workers and a memory limit need.
     """
     if spec.processes is not None:
