@@ -189,7 +189,7 @@ def test_a_unit_in_an_in_process_worker_stops_when_its_cluster_closes(tmp_path, 
     assert not worker_closing()  # outside a worker
     cluster = InProcessCluster(n_workers=1, threads_per_worker=1, dashboard_address=None)
     client = Client(cluster)
-    future = client.submit(_unit_as_the_cluster_closes, unit, job)
+    future = client.submit(_unit_as_the_cluster_closes, unit, job)  # held: dropped, it is cancelled
     assert _UNIT_STARTED.wait(30)
     t0 = time.monotonic()
     client.close()
