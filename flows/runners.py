@@ -6,6 +6,8 @@ worker more with CUDA's start; the driver meanwhile identifies the model (which 
 same in a driver that has not imported torch yet), covers the store and plans its first
 window. Started early, the two overlap: -2.1 s per flow call measured with such a driver,
 nothing with one that had identified the model already (docs/BENCHMARKS.md, "Pipeline").
+The default one-worker local cluster runs in the driver's process and has nothing to
+import; it still starts in the thread, which costs nothing.
 """
 
 from __future__ import annotations

@@ -6,8 +6,10 @@ up, that import runs while the worker registers, the driver identifies the model
 its first window, and the first task travels; the first unit then finds the modules loaded,
 or waits for the half-done import (Python's import lock) rather than redoing it.
 
-The workers plumenet starts (``local``, ``local-cuda``) get it through
-``cluster.WORKER_DASK_CONFIG``; for your own, ``dask worker --preload plumenet.jobs.warmup``.
+The worker processes plumenet starts (``local`` with worker processes, ``local-cuda``) get
+it through ``cluster.worker_config()`` / ``gpu_cluster.local_cuda_kwargs``; an in-process
+worker needs none (the driver has imported the stack to identify the model). For your own
+workers, ``dask worker --preload plumenet.jobs.warmup``.
 """
 
 from __future__ import annotations
