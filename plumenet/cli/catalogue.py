@@ -205,7 +205,17 @@ def catalogue_cmd(
     show_default=True,
     help="Correlation surrogates: phase-randomised, or IAAFT (keeps the value distribution).",
 )
-@click.option("--shuffles", default=999, show_default=True, help="ECA surrogates per cell.")
+@click.option(
+    "--shuffles", default=999, show_default=True, help="ECA surrogates (at most, for rotation)."
+)
+@click.option(
+    "--eca-null",
+    type=click.Choice(["auto", "rotation", "day-shift"]),
+    default="auto",
+    show_default=True,
+    help="ECA surrogates: turn the events round the record by whole days (keeps clustering), "
+    "or move each event to a random day (day-shift); auto: rotation from 60 days on.",
+)
 @click.option("--seed", default=0, show_default=True, help="Random seed of surrogates/shuffles.")
 @click.option(
     "--freq", default="1h", show_default=True, help="Bin of activity and RSAM (e.g. 10min)."
@@ -242,6 +252,7 @@ def compare_cmd(
     surrogates: int,
     surrogate_method: str,
     shuffles: int,
+    eca_null: str,
     seed: int,
     freq: str,
     detrend: str,
@@ -292,6 +303,7 @@ def compare_cmd(
             max_lag=max_lag,
             n_surrogates=surrogates,
             n_shuffles=shuffles,
+            eca_null=eca_null,
             surrogates=surrogate_method,
             seed=seed,
             freq=freq,
@@ -317,9 +329,12 @@ def compare_cmd(
             f"{prep.get('daily_cycle_removed')})"
         )
     if result.get("coincidence_family_p") is not None:
+        settings = result.get("settings") or {}
+        null = str(settings.get("eca_null") or "").split(":")[0]
         console.print(
             f"  coincidence: family-wise p over all windows/lags/rates = "
-            f"{result['coincidence_family_p']:.3g}"
+            f"{result['coincidence_family_p']:.3g} ({settings.get('eca_surrogates')} "
+            f"{null} surrogates)"
         )
     for name, path in paths.items():
         console.print(f"  {name}: {path}")

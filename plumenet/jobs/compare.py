@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 _COMPARE_KEYS = (
     "cls", "series", "variable", "max_lag", "lags", "windows", "n_surrogates", "n_shuffles",
-    "epoch_before", "epoch_after", "seed", "detrend", "deseason", "surrogates",
+    "epoch_before", "epoch_after", "seed", "detrend", "deseason", "surrogates", "eca_null",
 )  # fmt: skip
 
 #: Options of :func:`storage.seismic.rsam_from_mseed` that ``run_compare`` passes on.

@@ -3,7 +3,8 @@
 Event coincidence analysis (Donges et al. 2016): precursor and trigger coincidence
 rates of emission onsets with seismic events (:func:`coincidence_rates`), their
 analytic p-values with total counts (:func:`analytic_p_values`), surrogate p-values that
-keep the time of day and the observing pattern, and family-wise p-values over the
+keep the time of day and the observing pattern (and, on records of two months or more,
+each series' clustering), and family-wise p-values over the
 whole grid of windows and lags (:func:`coincidence_analysis`); and the superposed-epoch
 stack of a series around onsets (:func:`superposed_epoch`). Lag sign as in
 :mod:`plumenet.science.correlation`. Methods: docs/catalogue.md, sections 6.2 and 6.3.
@@ -20,9 +21,11 @@ from scipy import stats
 
 from plumenet.science.correlation import bin_step
 from plumenet.science.eca_null import (
+    DayRotation,
     DayShift,
     ObservingMask,
     batch_rates,
+    choose_null,
     exceedance_p,
     holm,
     min_p_adjusted,
@@ -133,22 +136,31 @@ def coincidence_analysis(
     n_shuffles: int = 999,
     seed: int | None = 0,
     observable: pd.Series | None = None,
+    null: str = "auto",
 ) -> pd.DataFrame:
     """ECA table: one row per (window, lag) with rates, analytic and surrogate p-values.
 
-    Surrogates (:class:`~plumenet.science.eca_null.DayShift`) move every onset and every
-    event to a random day at the same time of day; onsets only to times that were
-    ``observable`` (a bool series on the activity bins; default: any time). Per cell,
-    ``*_p_shuffle = (1 + #{rate* >= rate}) / (1 + n_shuffles)``; ``*_p_family`` is the
-    min-p (Westfall-Young) adjustment over the whole grid of windows, lags and both
-    rates, ``*_p_poisson_holm`` Holm's adjustment of the analytic p-values. The
-    smallest ``*_p_family`` is the one family-wise answer for the grid.
+    ``null`` (:data:`~plumenet.science.eca_null.NULLS`) says how surrogates are made.
+    ``rotation`` (:class:`~plumenet.science.eca_null.DayRotation`) turns the events round
+    the record by whole days and keeps the onsets: clustering, time of day and the
+    observing pattern are all kept, and there are ``days - 1`` surrogates at most.
+    ``day-shift`` (:class:`~plumenet.science.eca_null.DayShift`) moves every onset and
+    every event to a random day at the same time of day, onsets only to times that were
+    ``observable`` (a bool series on the activity bins; default: any time); it keeps no
+    clustering. ``auto``: rotation on records of
+    :data:`~plumenet.science.eca_null.ROTATION_MIN_DAYS` days or more. Per cell,
+    ``*_p_shuffle = (1 + #{rate* >= rate}) / (1 + n)`` over the ``n`` surrogates;
+    ``*_p_family`` is the min-p (Westfall-Young) adjustment over the whole grid of
+    windows, lags and both rates, ``*_p_poisson_holm`` Holm's adjustment of the analytic
+    p-values. The smallest ``*_p_family`` is the one family-wise answer for the grid.
+    ``table.attrs`` holds ``eca_null`` (the null used) and ``n_surrogates``.
     """
     a = _as_seconds(onsets)
     b = _as_seconds(events)
     both = np.concatenate((a, b))
     t0 = naive_utc(start).value / 1e9 if start is not None else (both.min() if both.size else 0.0)
     t1 = naive_utc(end).value / 1e9 if end is not None else (both.max() if both.size else 0.0)
+    used = choose_null(null, t0, t1)
     rng = np.random.default_rng(seed)
     cells = [
         (pd.Timedelta(w).total_seconds(), pd.Timedelta(x).total_seconds())
@@ -168,10 +180,16 @@ def coincidence_analysis(
     for col in ("precursor_p_shuffle", "trigger_p_shuffle", "precursor_p_family",
                 "trigger_p_family"):  # fmt: skip
         table[col] = nan
+    n_surrogates = 0
     if n_shuffles > 0 and a.size and b.size and cells:
-        sa = DayShift(a, t0, t1, _seconds_mask(observable)).draw(rng, n_shuffles)
-        sb = DayShift(b, t0, t1).draw(rng, n_shuffles)
-        surr = np.empty((n_shuffles, 2 * len(cells)))
+        if used == "rotation":  # the onsets stay as seen; the events turn round the record
+            sb = DayRotation(b, t0, t1).draw(rng, n_shuffles)
+            sa = np.broadcast_to(a, (sb.shape[0], a.size))
+        else:
+            sa = DayShift(a, t0, t1, _seconds_mask(observable)).draw(rng, n_shuffles)
+            sb = DayShift(b, t0, t1).draw(rng, n_shuffles)
+        n_surrogates = sb.shape[0]
+        surr = np.empty((n_surrogates, 2 * len(cells)))
         for j, (w, lag) in enumerate(cells):
             surr[:, j], surr[:, len(cells) + j] = batch_rates(
                 sa, sb, window=w, lag=lag, start=t0, end=t1
@@ -185,7 +203,9 @@ def coincidence_analysis(
         table["precursor_p_family"], table["trigger_p_family"] = np.split(family, 2)
     holm_p = holm(np.concatenate((table["precursor_p_poisson"], table["trigger_p_poisson"])))
     table["precursor_p_poisson_holm"], table["trigger_p_poisson_holm"] = np.split(holm_p, 2)
-    return table[[c for c in ECA_COLUMNS if c in table.columns]]
+    table = table[[c for c in ECA_COLUMNS if c in table.columns]]
+    table.attrs.update(eca_null=used, n_surrogates=n_surrogates)
+    return table
 
 
 def family_p_value(table: pd.DataFrame) -> float | None:

@@ -26,6 +26,13 @@ from plumenet.timeutil import naive_utc_index
 #: the share of observable frames with the class present, or the bin's highest plume top
 #: above the vent (metres; 0 when seen without a plume).
 SERIES: dict[str, str] = {"share": "present_share", "height": "height_max_m"}
+#: What ``settings["eca_null"]`` says of the ECA surrogates used.
+ECA_NULL_TEXT: dict[str, str] = {
+    "rotation": "rotation: seismic events turned round the record by whole days, onsets as "
+    "seen (keeps clustering, time of day and the observing pattern)",
+    "day-shift": "day shift: same time of day, onsets only into observable bins (keeps no "
+    "clustering)",
+}
 
 
 def series_variable(series: str, cls: str) -> str:
@@ -84,6 +91,7 @@ def compare(
     deseason: Deseason = "auto",
     surrogates: str = "phase",
     observable: pd.Series | None = None,
+    eca_null: str = "auto",
 ) -> dict[str, object]:
     """All comparisons for one camera.
 
@@ -94,6 +102,8 @@ def compare(
     per activity bin, when onsets could be seen (default: bins with a finite activity
     value); the ECA surrogates only put onsets there. ``series``: what is correlated with
     RSAM (:data:`SERIES`: ``share`` or ``height``); ``variable`` overrides it by name.
+    ``eca_null``: the ECA surrogates (``auto``, ``rotation``, ``day-shift``; see
+    :func:`~plumenet.science.coincidence.coincidence_analysis`).
     """
     variable = variable or series_variable(series, cls)
     act = activity_series(activity, cls=cls, variable=variable)
@@ -102,23 +112,26 @@ def compare(
             f"no plume height in metres for {cls} in any bin — the camera needs `geometry` "
             "in cameras.yaml and a schema-2 store; or compare the share (--series share)"
         )
+    settings: dict[str, object] = {
+        "activity": act.name,
+        "series": series,
+        "lag_sign": "positive lag = seismic leads emissions",
+        "max_lag_s": pd.Timedelta(max_lag).total_seconds(),
+        "n_surrogates": n_surrogates,
+        "n_shuffles": n_shuffles,
+        "eca_windows_s": [pd.Timedelta(w).total_seconds() for w in windows],
+        "eca_lags_s": [pd.Timedelta(x).total_seconds() for x in lags],
+        "episode_class": cls,
+        "seed": seed,
+        "detrend": detrend,
+        "deseason": deseason,
+        "surrogates": surrogates,
+        "eca_null": None,
+        "eca_null_requested": eca_null,
+        "eca_surrogates": None,
+    }
     out: dict[str, object] = {
-        "settings": {
-            "activity": act.name,
-            "series": series,
-            "lag_sign": "positive lag = seismic leads emissions",
-            "max_lag_s": pd.Timedelta(max_lag).total_seconds(),
-            "n_surrogates": n_surrogates,
-            "n_shuffles": n_shuffles,
-            "eca_windows_s": [pd.Timedelta(w).total_seconds() for w in windows],
-            "eca_lags_s": [pd.Timedelta(x).total_seconds() for x in lags],
-            "episode_class": cls,
-            "seed": seed,
-            "detrend": detrend,
-            "deseason": deseason,
-            "surrogates": surrogates,
-            "eca_null": "day shift: same time of day, onsets only into observable bins",
-        },
+        "settings": settings,
         "xcorr": None,
         "coincidence": None,
         "coincidence_family_p": None,
@@ -165,7 +178,10 @@ def compare(
             n_shuffles=n_shuffles,
             seed=seed,
             observable=act.notna() if observable is None else observable,
+            null=eca_null,
         )
+        settings["eca_null"] = ECA_NULL_TEXT[eca.attrs["eca_null"]]
+        settings["eca_surrogates"] = eca.attrs["n_surrogates"]
         tables["coincidence"] = eca
         out["coincidence"] = eca.to_dict(orient="records")
         out["coincidence_family_p"] = family_p_value(eca)

@@ -1,8 +1,11 @@
 """Null models and multiple-testing control for event coincidence analysis.
 
-Surrogate event series that keep the observing pattern (:class:`DayShift`: every event
-keeps its time of day and moves to a random day where that time is admissible and,
-for emission onsets, observable), coincidence counts of many surrogate series at once
+Surrogate event series that keep the observing pattern: :class:`DayRotation` turns the
+seismic events round the record by whole days and keeps the onsets, so each series keeps
+its clustering, its time of day and (the onsets) its observing pattern exactly;
+:class:`DayShift` moves every event to a random day at its time of day (admissible and,
+for emission onsets, observable), which keeps no clustering. :func:`choose_null` picks
+one by the record's length. Coincidence counts of many surrogate series at once
 (:func:`batch_rates`), and family-wise answers for a grid of tests: the Westfall-Young
 single-step min-p adjustment over surrogates (:func:`min_p_adjusted`) and Holm's
 step-down adjustment of analytic p-values (:func:`holm`). Methods: docs/catalogue.md,
@@ -17,6 +20,12 @@ import numpy as np
 
 #: One day in seconds: the period the day-shift surrogates keep.
 DAY_S = 86_400.0
+#: Whole days a record needs before ``null="auto"`` turns the events round it
+#: (:class:`DayRotation`): at least 59 surrogates and p-values down to 1/60; shorter
+#: records keep the finer p-values of :class:`DayShift` (docs/catalogue.md, section 6.2).
+ROTATION_MIN_DAYS = 60
+#: The null models of :func:`plumenet.science.coincidence.coincidence_analysis`.
+NULLS = ("auto", "rotation", "day-shift")
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,75 @@ class ObservingMask:
         inside = (pos >= 0) & (pos < self.observable.size)
         idx = np.clip(pos, 0, max(self.observable.size - 1, 0)).astype(np.int64)
         return inside & self.observable[idx]
+
+
+def record_days(lo: float, hi: float) -> int:
+    """Whole days (rounded up) of the record ``[lo, hi]`` (seconds)."""
+    return max(0, int(np.ceil((hi - lo) / DAY_S - 1e-9)))
+
+
+def choose_null(null: str, lo: float, hi: float) -> str:
+    """``rotation`` or ``day-shift`` for ``null`` on the record ``[lo, hi]``.
+
+    ``auto`` is rotation from :data:`ROTATION_MIN_DAYS` whole days on, else the day shift
+    (which has p-values down to ``1/(1 + n_shuffles)`` on a short record, but keeps no
+    clustering). An explicit rotation needs a record of at least 2 days.
+    """
+    if null not in NULLS:
+        raise ValueError(f"unknown ECA null {null!r} — use one of {', '.join(NULLS)}")
+    days = record_days(lo, hi)
+    if null == "auto":
+        return "rotation" if days >= ROTATION_MIN_DAYS else "day-shift"
+    if null == "rotation" and hi - lo < 2 * DAY_S:
+        raise ValueError(
+            f"the record spans {(hi - lo) / DAY_S:.2f} days: turning events round it needs "
+            "at least 2 — use the day-shift null"
+        )
+    return null
+
+
+class DayRotation:
+    """Surrogates of an event series: the whole series turned round the record by whole days.
+
+    Event times are taken modulo the record's length in whole days (rounded up) and
+    shifted by ``k`` days, ``k`` in ``1 .. days - 1``: gaps between events, bursts and
+    swarms, the time of day and the day/night rate are all kept (only the one seam where
+    the record wraps round is cut). Against a series kept as it is (the onsets, with their
+    observing pattern), this is the classic circular-shift test of independence: exact
+    under a null where either series is stationary from day to day, whatever its
+    clustering. There are only ``days - 1`` such surrogates, so p-values go down to
+    ``1/days``.
+    """
+
+    def __init__(self, times: np.ndarray, lo: float, hi: float) -> None:
+        self.times = np.asarray(times, dtype=np.float64)
+        self.lo = float(lo)
+        self.days = record_days(lo, hi)
+        self.period = self.days * DAY_S
+        # Events outside the record never count; they stay put instead of wrapping in.
+        self.inside = (self.times >= lo) & (self.times <= hi)
+
+    @property
+    def n_shifts(self) -> int:
+        """How many distinct surrogates there are (``days - 1``)."""
+        return max(self.days - 1, 0)
+
+    def shifts(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Shifts in days: every one when ``n`` allows (then ``rng`` is not used), else
+        ``n`` drawn without replacement."""
+        every = np.arange(1, self.n_shifts + 1)
+        if n >= every.size:
+            return every
+        return np.sort(rng.choice(every, size=n, replace=False))
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """At most ``n`` surrogate series, shape (min(n, days - 1), events), rows sorted."""
+        k = self.shifts(rng, n)
+        if self.times.size == 0 or k.size == 0:
+            return np.empty((k.size, self.times.size))
+        turned = np.mod(self.times[None, :] - self.lo + DAY_S * k[:, None], self.period)
+        out = np.where(self.inside[None, :], turned + self.lo, self.times[None, :])
+        return np.sort(out, axis=1)
 
 
 class DayShift:

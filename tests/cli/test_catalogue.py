@@ -76,6 +76,17 @@ def test_compare_command_recovers_lag(tmp_path, rng):
     assert row["precursor_rate"] >= 0.9
     for name in ("xcorr.csv", "coincidence.csv", "epoch.csv", "xcorr.png", "epoch.png"):
         assert (out / name).is_file()
+    # Six days: too short for the rotation by default; asked for, it has 5 surrogates.
+    assert report["settings"]["eca_null_requested"] == "auto"
+    assert report["settings"]["eca_null"].startswith("day shift")
+    assert "(999 day shift surrogates)" in " ".join(result.output.split())
+    args = [*args, "--eca-null", "rotation", "--out", str(tmp_path / "rot")]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "rot" / "comparison.json").read_text())
+    assert report["settings"]["eca_null"].startswith("rotation")
+    assert report["settings"]["eca_surrogates"] == 5
+    assert report["coincidence"][0]["precursor_p_shuffle"] >= 1 / 6
 
 
 def test_cli_errors_are_one_line_exit_2(tmp_path, rng):
@@ -89,6 +100,13 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, rng):
     )
     assert result.exit_code == 2
     assert "rsam.csv: line 3, field 'value'" in result.output
+    events = tmp_path / "events.csv"
+    events.write_text("time\n2024-03-01T06:00:00Z\n")
+    args = ["compare", "--config", str(cfg_path), "--camera", CAMERA, "--events", str(events)]
+    result = runner.invoke(main, [*args, "--eca-null", "rotation", "--out", str(tmp_path / "c")])
+    assert result.exit_code == 2
+    assert "turning events round it needs at least 2" in result.output
+    assert not (tmp_path / "c" / "comparison.json").exists()
     result = runner.invoke(main, ["catalogue", "--config", str(cfg_path), "--on", "0.02,lava=x"])
     assert result.exit_code == 2
     assert "is not a threshold" in result.output

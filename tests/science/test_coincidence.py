@@ -67,6 +67,73 @@ def test_day_shift_keeps_time_of_day_and_observability(rng):
     assert np.mean(np.all(draws == np.sort(times)[None, :], axis=1)) < 0.01
 
 
+def test_day_rotation_keeps_every_gap_and_the_time_of_day(rng):
+    """A whole-day turn round the record: the series is the same up to the one seam, each
+    shift appears once, and events outside the record stay where they are."""
+    day = eca_null.DAY_S
+    times = np.sort(rng.uniform(0, 30 * day, 40))
+    outside = np.array([-3 * day, 31 * day])
+    rotation = eca_null.DayRotation(
+        np.concatenate((outside[:1], times, outside[1:])), 0.0, 30 * day
+    )
+    assert rotation.n_shifts == 29
+    draws = rotation.draw(rng, 999)
+    assert draws.shape == (29, 42)  # every shift once: there are only 29
+    np.testing.assert_array_equal(draws[:, 0], outside[0])
+    np.testing.assert_array_equal(draws[:, -1], outside[1])
+    inner = draws[:, 1:-1]
+    assert ((inner >= 0) & (inner < 30 * day)).all()
+    np.testing.assert_allclose(
+        np.sort(np.mod(inner, day), axis=1), np.sort(np.mod(times, day))[None, :].repeat(29, 0)
+    )
+    for k, row in zip(rotation.shifts(rng, 999), inner, strict=True):
+        # turning back by k days gives the record itself
+        np.testing.assert_allclose(np.sort(np.mod(row - k * day, 30 * day)), times, atol=1e-6)
+    # gaps: the circular gaps between events are the same multiset in every surrogate
+    circ = np.sort(np.diff(np.concatenate((times, times[:1] + 30 * day))))
+    for row in inner:
+        np.testing.assert_allclose(
+            np.sort(np.diff(np.concatenate((row, row[:1] + 30 * day)))), circ, atol=1e-6
+        )
+    fewer = rotation.shifts(np.random.default_rng(1), 10)
+    assert fewer.size == 10 and np.unique(fewer).size == 10 and fewer.min() >= 1
+    assert fewer.max() <= 29
+
+
+def test_the_null_is_chosen_by_the_length_of_the_record():
+    day = eca_null.DAY_S
+    days = eca_null.ROTATION_MIN_DAYS
+    assert eca_null.choose_null("auto", 0.0, (days - 1) * day) == "day-shift"
+    assert eca_null.choose_null("auto", 0.0, days * day) == "rotation"
+    assert eca_null.choose_null("rotation", 0.0, 10 * day) == "rotation"
+    assert eca_null.choose_null("day-shift", 0.0, 900 * day) == "day-shift"
+    with pytest.raises(ValueError, match="at least 2"):
+        eca_null.choose_null("rotation", 0.0, 1.5 * day)
+    with pytest.raises(ValueError, match="unknown ECA null 'shuffle'"):
+        eca_null.choose_null("shuffle", 0.0, 90 * day)
+
+
+def test_rotation_detects_precursors_of_clustered_series(rng):
+    """Swarms of events, each followed 3 h later by a burst of onsets seen by day only:
+    the rotation test, which keeps both series' clustering, still finds the coupling."""
+    start = pd.Timestamp("2024-01-01")
+    days = 180
+    swarms = np.sort(rng.integers(0, days - 1, 12) + rng.uniform(0.25, 0.45, 12))
+    events = np.concatenate([s + np.sort(rng.exponential(0.05, 15)) for s in swarms])
+    onsets = np.concatenate([s + 0.125 + rng.uniform(0, 0.1, 4) for s in swarms])
+    noise = rng.integers(0, days, 40) + rng.uniform(0.3, 0.7, 40)
+    table = coincidence.coincidence_analysis(
+        start + pd.to_timedelta(np.sort(np.concatenate((onsets, noise))), unit="D"),
+        start + pd.to_timedelta(np.sort(events), unit="D"),
+        windows=["2h"], lags=["0h", "2h"], start=start,
+        end=start + pd.Timedelta(days=days), n_shuffles=999,
+    )  # fmt: skip
+    assert table.attrs == {"eca_null": "rotation", "n_surrogates": days - 1}
+    hit = table[table["lag_s"] == 7200].iloc[0]
+    assert hit["precursor_p_shuffle"] <= 2 / days
+    assert coincidence.family_p_value(table) <= 0.05
+
+
 def test_min_p_and_holm_adjustments():
     np.testing.assert_allclose(
         eca_null.holm(np.array([0.01, 0.04, np.nan, 0.03])), [0.03, 0.06, np.nan, 0.06]
