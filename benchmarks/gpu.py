@@ -6,7 +6,8 @@
 What it measures, each in frames/s (median of timed repeats, after warm-up):
 
 1. model alone (ViT-S/14-reg at 518, random weights, SDPA attention, channels-last) in
-   fp32, bf16 autocast and bf16 + ``torch.compile``, at batch 32-256 (compile: one batch);
+   fp32 and bf16 autocast at batch 32-256, and bf16 + ``torch.compile`` at the unit batch
+   (the last section, ``model_compile``: its compile takes minutes and no ratio needs it);
    peak GPU memory per mode;
 2. the predictor (``Predictor.predict`` from host uint8 frames: pinned upload, post-
    processing, one download per batch) at the CUDA batch size;
@@ -23,7 +24,10 @@ What it measures, each in frames/s (median of timed repeats, after warm-up):
    demo-model fractions).
 
 Writes ``gpu_bench.json`` and ``gpu_bench.md`` into ``--out`` (default ``$OUT`` or
-``./gpu_bench``) and prints the table. Sections past ``--budget-s`` are skipped (and say so).
+``./gpu_bench``) after every section and prints the table. Sections past ``--budget-s`` are
+skipped (and say so); a failing section, or a failing mode inside one, records its error
+and the run goes on. Order: agreement, model alone, predictor, decode, work unit, Dask,
+compile.
 """
 
 from __future__ import annotations
@@ -62,17 +66,23 @@ class Run:
     and saves what it has after every section (an outer timeout then loses one section,
     not the run)."""
 
-    def __init__(self, budget_s: float, out: Path | None = None) -> None:
+    def __init__(self, budget_s: float, out: Path | None = None, unit_batch: int = 128) -> None:
         self.started = time.perf_counter()
         self.budget_s = budget_s
         self.out = out
+        self.unit_batch = unit_batch
         self.results: dict[str, Any] = {}
 
     def save(self) -> None:
+        """JSON, ratios and table as they stand: an outer timeout loses only the section
+        that was running."""
+        self.results["ratios"] = ratios(self.results, self.unit_batch)
+        self.results["total_s"] = round(time.perf_counter() - self.started, 1)
         if self.out is not None:
             self.out.mkdir(parents=True, exist_ok=True)
             text = json.dumps(self.results, indent=2, default=str)
             (self.out / "gpu_bench.json").write_text(text)
+            (self.out / "gpu_bench.md").write_text(markdown(self.results))
 
     def section(self, name: str, fn: Callable[[], Any]) -> None:
         if time.perf_counter() - self.started > self.budget_s:
@@ -100,43 +110,56 @@ def _reset_peak(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def model_alone(args: argparse.Namespace, device: torch.device) -> dict:
+def model_alone(args: argparse.Namespace, device: torch.device, modes: list[str]) -> dict:
+    """Frames/s of the bare model per mode and batch; a mode that fails records its error."""
+    out: dict[str, Any] = {}
+    for mode in modes:
+        try:
+            out[mode] = _model_mode(args, device, mode)
+        except Exception as err:  # noqa: BLE001 - keep the modes already measured
+            out[mode] = {"error": f"{type(err).__name__}: {err}"}
+        print(f"  model {mode}: {out[mode]}", flush=True)
+    return out
+
+
+def _model_mode(args: argparse.Namespace, device: torch.device, mode: str) -> dict:
     from plumenet.model.network import attention_of, set_attention
     from plumenet.model.registry import build_model
 
-    out: dict[str, Any] = {}
-    for mode in args.modes:
-        _reset_peak(device)
-        model = build_model(args.model, seed=0).to(device).eval()
-        set_attention(model, "sdpa")
-        model = model.to(memory_format=torch.channels_last)
-        size = model.config.input_size
-        fn = model.forward_outputs
-        batches = args.batches
-        if mode.endswith("compile"):
-            fn = torch.compile(fn, dynamic=False)
-            batches = [args.unit_batch]
-        dtype = torch.bfloat16 if mode.startswith("bf16") else None
-        rates = {}
-        for bs in batches:
-            gen = torch.Generator(device=device).manual_seed(bs)
-            x = torch.randn((bs, 3, size, size), generator=gen, device=device)
-            x = x.contiguous(memory_format=torch.channels_last)
+    _reset_peak(device)
+    model = build_model(args.model, seed=0).to(device).eval()
+    set_attention(model, "sdpa")
+    model = model.to(memory_format=torch.channels_last)
+    size = model.config.input_size
+    fn = model.forward_outputs
+    batches = args.batches
+    compiled = mode.endswith("compile")
+    if compiled:
+        fn = torch.compile(fn, dynamic=False)
+        batches = [args.unit_batch]
+    dtype = torch.bfloat16 if mode.startswith("bf16") else None
+    rates = {}
+    t0 = time.perf_counter()
+    for bs in batches:
+        gen = torch.Generator(device=device).manual_seed(bs)
+        x = torch.randn((bs, 3, size, size), generator=gen, device=device)
+        x = x.contiguous(memory_format=torch.channels_last)
 
-            def step(x: torch.Tensor = x, fn: Callable = fn, dtype: Any = dtype) -> None:
-                amp = torch.autocast(
-                    device.type, dtype=dtype or torch.float32, enabled=dtype is not None
-                )
-                with torch.inference_mode(), amp:
-                    fn(x)
-
-            sec = median_seconds(
-                step, device, args.warmup + (1 if mode.endswith("compile") else 0), args.iters
+        def step(x: torch.Tensor = x, fn: Callable = fn, dtype: Any = dtype) -> None:
+            amp = torch.autocast(
+                device.type, dtype=dtype or torch.float32, enabled=dtype is not None
             )
-            rates[str(bs)] = round(bs / sec, 1)
-        out[mode] = {"fps": rates, "peak_gib": _peak_gib(device), "attention": attention_of(model)}
-        del model
-    return out
+            with torch.inference_mode(), amp:
+                fn(x)
+
+        sec = median_seconds(step, device, args.warmup + (1 if compiled else 0), args.iters)
+        rates[str(bs)] = round(bs / sec, 1)
+    return {
+        "fps": rates,
+        "peak_gib": _peak_gib(device),
+        "attention": attention_of(model),
+        "seconds_incl_warmup": round(time.perf_counter() - t0, 1),
+    }
 
 
 def predictor_rate(args: argparse.Namespace, device: torch.device) -> dict:
@@ -217,8 +240,6 @@ def _job(store: str, model: str, device: torch.device, args: argparse.Namespace,
 
 
 def unit_rates(args: argparse.Namespace, device: torch.device, root: Path) -> dict:
-    from plumenet.jobs.workunit import run_unit
-
     model = save_model(root, args.model)
     store, units = make_units(root, args.frames, tuple(args.frame_size), args.unit_frames)
     frames = sum(len(u.frames) for u in units)
@@ -228,32 +249,42 @@ def unit_rates(args: argparse.Namespace, device: torch.device, root: Path) -> di
         "frame": "x".join(map(str, args.frame_size)),
     }
     for label, gpu in (("gpu_decode", True), ("cpu_decode", False)):
-        job = _job(store, model, device, args, gpu)
-        with ThreadPoolExecutor(1) as pool:  # warm-up: model load, allocator, cuBLAS handles
-            pool.submit(run_unit, units[0], job).result()
-        _reset_peak(device)
-        serial, concurrent = [], []
-        for _ in range(args.repeats):  # alternate the two, keep each one's best
-            t0 = time.perf_counter()
-            with ThreadPoolExecutor(1) as pool:  # a worker thread, as Dask runs a task
-                summaries = list(pool.map(lambda u, job=job: run_unit(u, job), units))
-            sync_device(device)
-            serial.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            with ThreadPoolExecutor(args.units_per_gpu) as pool:
-                list(pool.map(lambda u, job=job: run_unit(u, job), units))
-            sync_device(device)
-            concurrent.append(time.perf_counter() - t0)
-        serial_s, concurrent_s = min(serial), min(concurrent)
-        out[label] = {
-            "fps_one_unit_at_a_time": round(frames / serial_s, 1),
-            f"fps_{args.units_per_gpu}_units_at_once": round(frames / concurrent_s, 1),
-            "unreadable": sum(s.unreadable for s in summaries),
-            "decode_s": round(sum(s.decode_s for s in summaries), 2),
-            "infer_s": round(sum(s.infer_s for s in summaries), 2),
-            "peak_gib": _peak_gib(device),
-        }
+        try:
+            out[label] = _unit_mode(args, device, _job(store, model, device, args, gpu), units)
+        except Exception as err:  # noqa: BLE001 - a failing mode keeps the other's numbers
+            out[label] = {"error": f"{type(err).__name__}: {err}"}
+        print(f"  work unit {label}: {out[label]}", flush=True)
     return out
+
+
+def _unit_mode(args: argparse.Namespace, device: torch.device, job: Any, units: list) -> dict:
+    from plumenet.jobs.workunit import run_unit
+
+    frames = sum(len(u.frames) for u in units)
+    with ThreadPoolExecutor(1) as pool:  # warm-up: model load, allocator, cuBLAS handles
+        pool.submit(run_unit, units[0], job).result()
+    _reset_peak(device)
+    serial, concurrent = [], []
+    for _ in range(args.repeats):  # alternate the two, keep each one's best
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(1) as pool:  # a worker thread, as Dask runs a task
+            summaries = list(pool.map(lambda u, job=job: run_unit(u, job), units))
+        sync_device(device)
+        serial.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(args.units_per_gpu) as pool:
+            list(pool.map(lambda u, job=job: run_unit(u, job), units))
+        sync_device(device)
+        concurrent.append(time.perf_counter() - t0)
+    serial_s, concurrent_s = min(serial), min(concurrent)
+    return {
+        "fps_one_unit_at_a_time": round(frames / serial_s, 1),
+        f"fps_{args.units_per_gpu}_units_at_once": round(frames / concurrent_s, 1),
+        "unreadable": sum(s.unreadable for s in summaries),
+        "decode_s": round(sum(s.decode_s for s in summaries), 2),
+        "infer_s": round(sum(s.infer_s for s in summaries), 2),
+        "peak_gib": _peak_gib(device),
+    }
 
 
 def dask_rate(args: argparse.Namespace, device: torch.device, root: Path) -> dict:
@@ -267,6 +298,7 @@ def dask_rate(args: argparse.Namespace, device: torch.device, root: Path) -> dic
     k = args.units_per_gpu
     kind = "distributed.LocalCluster (1 worker)"
     kwargs = {"threads_per_worker": k, "resources": {"GPU": k}, "dashboard_address": None}
+    fallback = None
     try:
         if device.type != "cuda":
             raise ImportError("not a CUDA run")
@@ -279,7 +311,9 @@ def dask_rate(args: argparse.Namespace, device: torch.device, root: Path) -> dic
         spec = ClusterConfig(address="local-cuda", threads_per_worker=k)
         cluster = LocalCUDACluster(**local_cuda_kwargs(spec))
         kind = "dask_cuda.LocalCUDACluster (plumenet's local-cuda arguments)"
-    except ImportError:
+    except Exception as err:  # noqa: BLE001 - e.g. cuda.core too old for dask-cuda: say so
+        fallback = f"{type(err).__name__}: {err}"
+        print(f"  dask-cuda not used ({fallback}); a one-worker LocalCluster instead", flush=True)
         cluster = LocalCluster(n_workers=1, processes=True, **kwargs)
     with cluster, Client(cluster) as client:
         t0 = time.perf_counter()
@@ -292,6 +326,7 @@ def dask_rate(args: argparse.Namespace, device: torch.device, root: Path) -> dic
     frames = sum(s.frames for s in summaries)
     return {
         "cluster": kind,
+        "dask_cuda_not_used_because": fallback,
         "units_per_gpu": k,
         "first_unit_s_incl_model_load": round(warm, 1),
         "fps": round(frames / sec, 1),
@@ -360,15 +395,17 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--skip", default="", help="comma-separated sections to skip")
     args = p.parse_args(argv)
     device = torch.device(args.device)
-    args.modes = ["fp32", "bf16", "bf16+compile"]
+    args.modes = ["fp32", "bf16"]
+    # compile last: its first compile takes minutes and it measures no ratio
+    args.compile_modes = ["bf16+compile"]
     args.batches, args.warmup, args.iters = [32, 64, 128, 256], 3, 10
     if args.quick:
-        args.modes = ["fp32", "bf16"] if device.type == "cpu" else args.modes
+        args.compile_modes = [] if device.type == "cpu" else args.compile_modes
         args.batches, args.warmup, args.iters = [2], 1, 1
         args.frames, args.unit_frames, args.unit_batch = 12, 4, 2
         args.io_threads, args.repeats = min(args.io_threads, 4), 1
     gpu_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "no GPU"
-    run = Run(args.budget_s, args.out)
+    run = Run(args.budget_s, args.out, args.unit_batch)
     run.results.update(
         machine=f"{gpu_name}, {os.cpu_count()} cores, {platform.machine()}, torch "
         f"{torch.__version__}",
@@ -381,21 +418,18 @@ def main(argv: list[str] | None = None) -> dict:
         root = Path(tmp)
         sections: list[tuple[str, Callable[[], Any]]] = [
             ("agreement", lambda: agreement(args, device)),
-            ("model_alone", lambda: model_alone(args, device)),
+            ("model_alone", lambda: model_alone(args, device, args.modes)),
             ("predictor", lambda: predictor_rate(args, device)),
             ("decode", lambda: decode_rates(args, device)),
             ("work_unit", lambda: unit_rates(args, device, root)),
             ("dask", lambda: dask_rate(args, device, root / "dask")),
+            ("model_compile", lambda: model_alone(args, device, args.compile_modes)),
         ]
         for name, fn in sections:
             if name not in skip:
                 run.section(name, fn)
-    run.results["ratios"] = ratios(run.results, args.unit_batch)
-    run.results["total_s"] = round(time.perf_counter() - run.started, 1)
     run.save()
-    text = markdown(run.results)
-    (args.out / "gpu_bench.md").write_text(text)
-    print(text)
+    print(markdown(run.results))
     return run.results
 
 

@@ -43,6 +43,8 @@ def markdown(results: dict) -> str:
         section, _, measure = prefix.partition(".")
         lines.append(f"| {section} | {measure} | {value} |")
 
-    for name in ("model_alone", "predictor", "decode", "work_unit", "dask", "agreement", "ratios"):
+    names = ("model_alone", "model_compile", "predictor", "decode", "work_unit", "dask",
+             "agreement", "ratios")  # fmt: skip
+    for name in names:
         walk(name, results.get(name, "not run"))
     return "\n".join(lines) + "\n"

@@ -155,16 +155,25 @@ def draft_factor(width: int, height: int, size: int) -> int:
     return next(f for f in (8, 4, 2, 1) if f <= scale)
 
 
+logger = logging.getLogger(__name__)
+
+
 @functools.cache
 def gpu_decode_available() -> bool:
-    """CUDA is there and torchvision (the ``gpu`` extra) imports with this torch."""
+    """CUDA is there, torchvision (the ``gpu`` extra) imports with this torch, and its image
+    extension loaded (torchvision only warns when it does not; every ``decode_jpeg`` would
+    then fail and each batch would fall back to Pillow frame by frame)."""
     try:
         import torch  # noqa: PLC0415 - jobs.frames imports this module in the torch-free driver
 
         if not torch.cuda.is_available():
             return False
-        import torchvision.io  # noqa: PLC0415, F401 - optional gpu extra
+        import torchvision.io.image  # noqa: PLC0415 - optional gpu extra
     except (ImportError, RuntimeError, OSError):
+        return False
+    has_ops = getattr(torchvision.io.image, "_has_image_ops", None)  # private; may move
+    if callable(has_ops) and not has_ops():
+        logger.warning("torchvision's image extension did not load: JPEGs decode with Pillow")
         return False
     return True
 
@@ -200,8 +209,6 @@ def resize_like_pillow(img: torch.Tensor, size: int) -> torch.Tensor:
     out = x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
     return out[0] if single else out
 
-
-logger = logging.getLogger(__name__)
 
 #: Per thread: its nvJPEG stream per CUDA device (see :func:`decode_resize`).
 _THREAD_STREAMS = threading.local()

@@ -256,10 +256,44 @@ def test_every_broken_file_kind_is_status_2_through_a_cuda_unit(tmp_path, rng):
     summary = run_unit(unit, job)
     status = zarr.open_group(store, mode="r")["WU"]["status"][:9]
     assert [int(s) == 2 for s in status] == [k in {1, 2, 3, 4} for k in range(9)]
+    # The header-only file: nvJPEG has been seen to report frames it skipped as decoded
+    # (left as uninitialised memory); it must come out as Pillow's flat grey, as frame 0
+    # does as Pillow's picture.
+    brightness = zarr.open_group(store, mode="r")["WU"]["brightness"][:9]
+    luma = np.array([0.299, 0.587, 0.114])
+    for k in (0, 8):
+        expected = (load_frame(contents[k], 518).astype(np.float64) / 255 @ luma).mean()
+        assert brightness[k] == pytest.approx(expected, abs=0.02), k
     reasons = dict(summary.unreadable_files)
     assert reasons[unit.frames[1][1]] == "truncated"
     assert reasons[unit.frames[2][1]] == "empty file"
     assert reasons[unit.frames[3][1]].startswith("not an image")
+
+
+def test_no_gpu_decode_where_torchvisions_image_extension_did_not_load(monkeypatch, caplog):
+    """torchvision only warns when its image library fails to load, and every decode_jpeg
+    then raises: the GPU path must be off, not a Pillow fallback for every frame. (Faked:
+    torchvision cannot load beside this CPU torch, and the fault cannot be caused here.)"""
+    import sys
+    import types
+
+    fake = {name: types.ModuleType(name) for name in ("torchvision", "torchvision.io",
+                                                      "torchvision.io.image")}  # fmt: skip
+    fake["torchvision"].io = fake["torchvision.io"]
+    fake["torchvision.io"].image = fake["torchvision.io.image"]
+    for name, module in fake.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    gpu_decode_available.cache_clear()
+    try:
+        fake["torchvision.io.image"]._has_image_ops = lambda: True
+        assert gpu_decode_available()
+        gpu_decode_available.cache_clear()
+        fake["torchvision.io.image"]._has_image_ops = lambda: False
+        assert not gpu_decode_available()
+        assert "image extension did not load" in caplog.text
+    finally:
+        gpu_decode_available.cache_clear()
 
 
 def test_batched_resize_equals_per_frame_resize():

@@ -12,10 +12,23 @@ from plumenet.config import ClusterConfig
 
 torch = pytest.importorskip("torch")
 
-needs_cuda_cluster = pytest.mark.skipif(
-    not torch.cuda.is_available() or importlib.util.find_spec("dask_cuda") is None,
-    reason="needs CUDA and dask-cuda (the gpu extra)",
-)
+
+def _dask_cuda_missing() -> str | None:
+    """Why dask-cuda cannot run here (None: it can). Only imported where CUDA is: it
+    imports ``cuda.core`` (>= 0.5.1 for dask-cuda 26.10), which an image may hold older."""
+    if not torch.cuda.is_available():
+        return "needs CUDA"
+    if importlib.util.find_spec("dask_cuda") is None:
+        return "needs dask-cuda (the gpu extra)"
+    try:
+        import dask_cuda  # noqa: F401
+    except Exception as err:  # noqa: BLE001 - the reason goes into the skip message
+        return f"dask-cuda does not import: {type(err).__name__}: {err}"
+    return None
+
+
+_MISSING = _dask_cuda_missing()
+needs_cuda_cluster = pytest.mark.skipif(_MISSING is not None, reason=str(_MISSING))
 
 
 def _worker_state(dask_worker) -> tuple:
