@@ -46,9 +46,7 @@ def archive(tmp_path_factory) -> Path:
 
 def _config(out: Path, archive: Path, model: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    return write_config(
-        out, archive=archive, model=model, cadence=CADENCE, start=START, unit=UNIT
-    )
+    return write_config(out, archive=archive, model=model, cadence=CADENCE, start=START, unit=UNIT)
 
 
 def _store(config: Path) -> str:
@@ -100,7 +98,9 @@ def test_windowed_run_equals_one_window_and_respects_the_bound(
     assert len(report["unit_timings"]) == UNITS
     assert all(t["finished_at"] > t["started_at"] > 0 for t in report["unit_timings"])
     assert _max_overlap(report["unit_timings"]) <= 2
-    _assert_same_bytes(read_arrays(_store(config), "FLOW"), read_arrays(_store(ref_config), "FLOW"))
+    _assert_same_results(
+        read_arrays(_store(config), "FLOW"), read_arrays(_store(ref_config), "FLOW")
+    )
 
 
 def test_units_grouped_into_tasks_write_the_same_bytes(
@@ -125,12 +125,33 @@ def test_units_grouped_into_tasks_write_the_same_bytes(
 
 
 def _assert_same_bytes(got: dict, want: dict) -> None:
+    """Byte for byte: runs whose workers run torch on the same number of threads."""
     for name in DATA_VARS:
         if got[name].dtype.kind in "OTSU":  # strings: compare the values, not the pointers
             assert got[name].tolist() == want[name].tolist(), name
         else:
             assert got[name].dtype == want[name].dtype, name
             assert got[name].tobytes() == want[name].tobytes(), name
+
+
+def _assert_same_results(got: dict, want: dict) -> None:
+    """The same frames, slots, statuses and model, and the same numbers to float32 rounding:
+    runs whose workers use different torch thread counts (one worker of 2 threads against
+    2 of 1). On some CPUs (this AMD EPYC VM: 1.8e-7 on the tiny model) a matrix product's
+    last bits depend on the thread count, so a quantized probability can cross one level."""
+    for name in DATA_VARS:
+        g, w = got[name], want[name]
+        if g.dtype.kind in "OTSU":
+            assert g.tolist() == w.tolist(), name
+            continue
+        assert g.dtype == w.dtype and g.shape == w.shape, name
+        if name in ("fraction", "brightness"):
+            np.testing.assert_allclose(g, w, rtol=0, atol=1e-5, equal_nan=True, err_msg=name)
+        elif name == "probability":
+            diff = np.abs(g.astype(np.int16) - w.astype(np.int16))
+            assert diff.max() <= 1 and np.mean(diff > 0) <= 1e-3, (name, diff.max())
+        else:
+            assert g.tobytes() == w.tobytes(), name
 
 
 def _done_units(store: str) -> set[int]:
@@ -171,4 +192,5 @@ def test_driver_killed_mid_window_resumes_without_redoing_units(
     redone = {t["unit"] for t in result["unit_timings"]}
     assert result["units_run"] == UNITS - len(done_before)
     assert not redone & done_before
-    _assert_same_bytes(read_arrays(store, "FLOW"), read_arrays(_store(ref_config), "FLOW"))
+    # another process: its in-process worker's torch threads need not be the reference's
+    _assert_same_results(read_arrays(store, "FLOW"), read_arrays(_store(ref_config), "FLOW"))
