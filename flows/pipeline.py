@@ -345,7 +345,7 @@ def backfill(
     spec = resolve_cluster(cfg.cluster, cluster)
     t_start, t_end = parse_start(start), parse_end(end)
     # deployments have no CLI in front: what the user can fix fails before the lease is written
-    preflight(cfg, t_start, t_end, cameras, batch_size=batch_size, device=device)
+    preflight(cfg, t_start, t_end, cameras, batch_size=batch_size, device=device, cluster=spec)
     # the store lease (held, renewed, released) covers every change this run makes
     with driver_lease(cfg, "backfill"):
         # workers start (and import the model stack) while the driver prepares the run
@@ -366,9 +366,19 @@ def backfill(
                 )
             else:
                 report = BackfillReport(plan=plan)
+        empty = [c.camera for c in plan.cameras if c.units_in_range and not c.frames_listed]
+        for camera in empty:  # a typo in a template must not read as "all done"
+            logger.warning(
+                "%s: no frames in the archive for [%s, %s) — check the camera's archive, "
+                "template and fields in %s",
+                camera, t_start.isoformat(), t_end.isoformat(), config,
+                extra={"notice": True},
+            )  # fmt: skip
         if not report.units_run and not report.failed:
             logger.info(
-                "nothing to do: every frame in range is already in the store",
+                "nothing to do: every frame in range is already in the store"
+                if not empty
+                else "nothing to do: every frame found is already in the store",
                 extra={"notice": True},
             )
         finish_backfill(cfg)

@@ -15,6 +15,16 @@ import pandas as pd
 from plumenet.errors import ConfigError
 
 _DATE_ONLY = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
+#: An ISO 8601 timestamp as users and our own files write it (extended format, a time of
+#: day, an optional offset). Anything looser is refused: pandas would read 01/03/2024 as
+#: 3 January and 2024-3-2 as an exact midnight, so a date range could silently shift.
+_ISO_TIMESTAMP = re.compile(
+    r"^\s*\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?\s*(Z|[+-]\d{2}(:?\d{2})?)?\s*$",
+    re.IGNORECASE,
+)
+_TIME_HINT = (
+    "use a date (2024-03-01) or an ISO timestamp (2024-03-01T06:00, 2024-03-01T06:00+13:00)"
+)
 #: The one time format of every CSV file plumenet writes (UTC, ISO 8601, ``Z``).
 CSV_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -22,16 +32,18 @@ TimeLike = str | date | datetime | pd.Timestamp
 
 
 def to_utc(value: TimeLike) -> pd.Timestamp:
-    """``value`` as a tz-aware UTC timestamp (naive values are taken as UTC)."""
+    """``value`` as a tz-aware UTC timestamp (naive values are taken as UTC).
+
+    Text must be ISO 8601: ``YYYY-MM-DD`` or a timestamp with a time of day.
+    """
+    if isinstance(value, str) and not (_DATE_ONLY.match(value) or _ISO_TIMESTAMP.match(value)):
+        raise ConfigError(f"cannot read {value!r} as a time — {_TIME_HINT}")
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError) as err:
-        raise ConfigError(
-            f"cannot read {value!r} as a time — use a date (2024-03-01) or an ISO timestamp "
-            "(2024-03-01T06:00, 2024-03-01T06:00+13:00)"
-        ) from err
+        raise ConfigError(f"cannot read {value!r} as a time — {_TIME_HINT}") from err
     if ts is pd.NaT or pd.isna(ts):
-        raise ConfigError(f"{value!r} is not a time — use a date (2024-03-01) or ISO timestamp")
+        raise ConfigError(f"{value!r} is not a time — {_TIME_HINT}")
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     return ts.as_unit("ns")
 
@@ -64,6 +76,32 @@ def parse_range(start: TimeLike, end: TimeLike) -> tuple[pd.Timestamp, pd.Timest
             "give an --end later than --start (a date-only --end includes that day)"
         )
     return t0, t1
+
+
+_UNITLESS = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)\s*$")
+
+
+def parse_duration_text(value: object, what: str, *, allow_zero: bool = False) -> pd.Timedelta:
+    """A duration a user wrote (``10min``, ``36h``, ``2D``, ISO ``PT36H``) for ``what``.
+
+    A number without a unit is refused: pandas would read ``31`` as 31 nanoseconds. So is
+    anything unreadable, negative, or zero (unless ``allow_zero``); the ValueError names
+    ``what`` and echoes the value as given.
+    """
+    example = "e.g. 10min, 6h or 1D"
+    if isinstance(value, pd.Timedelta):
+        td = value
+    else:
+        if isinstance(value, str) and _UNITLESS.match(value):
+            raise ValueError(f"{what} {value!r} has no unit — give one, {example}")
+        try:
+            td = pd.Timedelta(value)  # type: ignore[arg-type]
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{what} {value!r} is not a duration — {example}") from err
+    if pd.isna(td) or td < pd.Timedelta(0) or (td == pd.Timedelta(0) and not allow_zero):
+        bound = "zero or longer" if allow_zero else "longer than zero"
+        raise ValueError(f"{what} {value!r} must be {bound} — {example}")
+    return td
 
 
 def naive_utc_index(values: object) -> pd.DatetimeIndex:

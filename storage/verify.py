@@ -225,19 +225,19 @@ def chunk_damage(
                 empty.append(u)
     found = [
         Damage(camera_id, "missing chunk", f"{camera_id}/{name}", "status says ok but the "
-               "chunk is missing (reads as no data); the units are marked for reprocessing",
+               "chunk is missing (reads as no data); --repair marks the units for reprocessing",
                tuple(us))
         for name, us in sorted(missing.items())
     ]  # fmt: skip
     found += [
         Damage(camera_id, "unreadable chunk", f"{camera_id}/{name}", "the chunk does not "
-               "decode (truncated or garbled); it is removed and the units are marked for "
+               "decode (truncated or garbled); --repair removes it and marks the units for "
                "reprocessing", tuple(us))
         for name, us in sorted(unreadable.items())
     ]  # fmt: skip
     if empty:
         found.append(Damage(camera_id, "status without data", f"{camera_id}/fraction|probability",
-                            "slots with status ok hold no data; the units are marked for "
+                            "slots with status ok hold no data; --repair marks the units for "
                             "reprocessing", tuple(sorted(set(empty)))))  # fmt: skip
     return found
 

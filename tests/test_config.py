@@ -144,6 +144,11 @@ def test_yaml_syntax_and_missing_file(tmp_path):
         load_config(bad)
     with pytest.raises(ConfigError, match=r"config file .*nope.yaml not found"):
         load_config(tmp_path / "nope.yaml")
+    # a date YAML reads as a timestamp but that does not exist: its line, not a traceback
+    bad.write_text("store: s.zarr\ncameras:\n  - id: A\n    grid_start: 2024-02-30\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml at line 4, column 17: '2024-02-30' is "
+                       r"not a real date or time: day is out of range"):  # fmt: skip
+        load_config(bad)
 
 
 def test_empty_document_is_default_config():

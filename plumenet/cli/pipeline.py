@@ -22,12 +22,13 @@ from plumenet.cli.options import (
 )
 
 
-def _cluster(cfg: Any, options: dict[str, Any]) -> dict[str, Any] | None:
+def _cluster(cfg: Any, options: dict[str, Any]) -> tuple[dict[str, Any] | None, Any]:
+    """The flow's ``cluster`` parameter from the CLI options, and the cluster it resolves to
+    (checked: a scheduler that does not answer fails here)."""
     from plumenet.jobs.cluster import cluster_from_options, resolve_cluster
 
     override = cluster_from_options(cfg.cluster, **options)
-    resolve_cluster(cfg.cluster, override)
-    return override
+    return override, resolve_cluster(cfg.cluster, override)
 
 
 @contextmanager
@@ -109,6 +110,7 @@ def backfill(
     # what the user can fix fails here, in one line, before any server or cluster starts
     # (and before Prefect is imported: pre-flight answers in well under a second)
     cfg = load_config(config)
+    cluster, spec = _cluster(cfg, cluster_opts)
     preflight(
         cfg,
         parse_start(start),
@@ -116,11 +118,11 @@ def backfill(
         list(cameras) or None,
         batch_size=batch_size,
         device=device,
+        cluster=spec,
     )
+    parse_window(window)
     from flows.pipeline import backfill as backfill_flow
 
-    cluster = _cluster(cfg, cluster_opts)
-    parse_window(window)
     hide_user_error_tracebacks()
     with _api_and_model(cfg.segmentation_model()):
         report = backfill_flow(
@@ -169,16 +171,17 @@ def nightly(
     from plumenet.jobs.preflight import preflight
 
     cfg = load_config(config)
+    cluster, spec = _cluster(cfg, cluster_opts)
     preflight(
         cfg,
         *lookback_range(lookback, pd.Timestamp.now(tz="UTC")),
         list(cameras) or None,
         batch_size=batch_size,
         device=device,
+        cluster=spec,
     )
     from flows.pipeline import nightly as nightly_flow
 
-    cluster = _cluster(cfg, cluster_opts)
     hide_user_error_tracebacks()
     with _api_and_model(cfg.segmentation_model()):
         report = nightly_flow(
@@ -215,7 +218,7 @@ def serve(config: str, cron: str, lookback: str, **cluster_opts: Any) -> None:
 
     require_api("serve")  # an ephemeral server would schedule nothing
     lookback_range(lookback, pd.Timestamp.now(tz="UTC"))
-    cluster = _cluster(load_config(config), cluster_opts)  # fail now, not at 02:00
+    cluster, _ = _cluster(load_config(config), cluster_opts)  # fail now, not at 02:00
     nightly_flow.serve(
         name="nightly",
         cron=cron,

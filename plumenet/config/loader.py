@@ -158,6 +158,23 @@ def parse_config(raw: object, *, source: str = "config", base_dir: str | None = 
     raise ConfigError(f"{source}: {len(seen)} problems:\n" + "\n".join(f"  - {p}" for p in seen))
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML's safe loader, with dates that do not exist (2024-02-30) reported at their line
+    instead of as a bare ValueError."""
+
+
+def _timestamp(loader: _ConfigLoader, node: yaml.ScalarNode) -> object:
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError as err:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value!r} is not a real date or time: {err}", node.start_mark
+        ) from err
+
+
+_ConfigLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+
+
 def load_config(path_or_url: str | Path) -> Config:
     """Read and validate ``cameras.yaml`` (local path or fsspec URL)."""
     source = str(path_or_url)
@@ -171,11 +188,13 @@ def load_config(path_or_url: str | Path) -> Config:
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"config file {source} cannot be read ({err}) — check the path") from err
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_ConfigLoader)  # a SafeLoader subclass
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or "invalid YAML"
+        if isinstance(err, yaml.constructor.ConstructorError):
+            raise ConfigError(f"{source}{at}: {problem} — fix the value") from err
         raise ConfigError(f"{source}: not valid YAML{at} ({problem}) — fix the syntax") from err
     if raw is None or (isinstance(raw, dict) and not raw.get("cameras")):
         raise ConfigError(

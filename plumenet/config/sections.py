@@ -20,6 +20,8 @@ from pydantic import (
 def parse_duration(value: object, what: str) -> pd.Timedelta:
     if not isinstance(value, str):
         raise ValueError(f"expected a duration such as '10min' or '1h', got {value!r}")
+    if value.strip().replace(".", "", 1).isdigit():  # pandas would read '10' as 10 ns
+        raise ValueError(f"{what} {value!r} has no unit — give one, e.g. '10s', '10min' or '1h'")
     try:
         td = pd.Timedelta(value)
     except ValueError as err:
@@ -91,6 +93,15 @@ class AdaptConfig(BaseModel):
 
     minimum: int = Field(default=0, ge=0)
     maximum: int = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AdaptConfig:
+        if self.minimum > self.maximum:
+            raise ValueError(
+                f"adapt minimum {self.minimum} is above its maximum {self.maximum} — give "
+                "MIN:MAX with MIN <= MAX"
+            )
+        return self
 
 
 class ClusterConfig(BaseModel):

@@ -22,6 +22,7 @@ from plumenet.errors import ConfigError, StoreError
 from plumenet.jobs.plume import site_position
 from plumenet.jobs.report import BackfillReport  # noqa: F401 - re-exported (flows import it here)
 from plumenet.jobs.workunit import UnitJob
+from plumenet.timeutil import parse_duration_text
 from storage.archive import list_frames
 from storage.grid import CameraGrid, WorkUnit, assign_slots, plan_units
 from storage.regions import read_ledger
@@ -142,7 +143,9 @@ def check_request(
     """Fail before any work on what the user can fix: unknown cameras, empty or early ranges."""
     if end <= start:
         raise ConfigError(
-            f"empty range: --end {end.isoformat()} is not after --start {start.isoformat()}"
+            f"empty range: --end {end.isoformat()} is not after --start {start.isoformat()} — "
+            "give an --end later than --start (a date-only --end includes that whole day, so "
+            "--end is shown here as the next midnight)"
         )
     for camera in [config.camera(c) for c in cameras] if cameras else config.cameras:
         if start < camera.grid_start_ts:
@@ -156,13 +159,9 @@ def check_request(
 def lookback_range(lookback: str, now: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
     """[midnight of ``now - lookback``, ``now``): what a nightly run covers."""
     try:
-        span = pd.Timedelta(lookback)
+        span = parse_duration_text(lookback, "--lookback")
     except ValueError as err:
-        raise ConfigError(
-            f"--lookback {lookback!r} is not a duration: use e.g. 2D, 36h, 90min"
-        ) from err
-    if span <= pd.Timedelta(0):
-        raise ConfigError(f"--lookback {lookback!r} must be positive, e.g. 2D")
+        raise ConfigError(f"{err} (how far back a nightly run looks, e.g. 2D)") from None
     return (now - span).floor("1D"), now
 
 
@@ -176,12 +175,9 @@ def window_units(grid: CameraGrid, window: pd.Timedelta) -> int:
 def parse_window(window: str | pd.Timedelta | None) -> pd.Timedelta:
     """The planning window (default :data:`WINDOW`); a bad one is one clear error."""
     try:
-        span = pd.Timedelta(window if window is not None else WINDOW)
-    except ValueError:
-        span = pd.NaT
-    if pd.isna(span) or span <= pd.Timedelta(0):
-        raise ConfigError(f"--window {window!r} must be a positive duration, e.g. 31D or 7D")
-    return span
+        return parse_duration_text(window if window is not None else WINDOW, "--window")
+    except ValueError as err:
+        raise ConfigError(f"{err} (the planning window, e.g. 31D or 7D)") from None
 
 
 def camera_as_stored(camera: CameraConfig, attrs: dict[str, Any] | None, url: str) -> CameraConfig:

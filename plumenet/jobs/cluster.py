@@ -16,8 +16,10 @@ import copy
 import importlib
 import json
 import os
+import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dask.config
 from pydantic import ValidationError
@@ -111,9 +113,52 @@ def check_cluster(spec: ClusterConfig) -> ClusterConfig:
                 f"cluster_class {spec.cluster_class!r}: no {name!r} in {module or '(none)'!r} "
                 "— give the full import path, e.g. dask_jobqueue.SLURMCluster"
             )
+    if spec.memory_limit is not None and spec.memory_limit != "auto":
+        from dask.utils import parse_bytes  # noqa: PLC0415 - only when a limit is given
+
+        try:
+            parse_bytes(spec.memory_limit)
+        except (ValueError, TypeError) as err:
+            raise ConfigError(
+                f"memory_limit {spec.memory_limit!r} is not an amount of memory — give one "
+                "such as 8GiB, 16GB or auto"
+            ) from err
     if spec.kind == "scheduler_file":
-        scheduler_address(spec)
+        check_scheduler_answers(scheduler_address(spec), f"scheduler file {spec.scheduler_file}")
+    if spec.kind == "address":
+        check_scheduler_answers(str(spec.address), "--cluster / the config's cluster.address")
     return spec
+
+
+#: Seconds a scheduler has to accept a TCP connection before the run is refused.
+SCHEDULER_PROBE_S = 5.0
+
+
+def check_scheduler_answers(address: str, source: str) -> None:
+    """Refuse a run whose scheduler does not accept a TCP connection, in one line and at
+    once (Dask's client would try for 30 s and end in four tracebacks). Only plain
+    ``tcp://`` addresses (or ``host:port``) are probed; TLS and other protocols are left to
+    Dask."""
+    url = urlsplit(address if "://" in address else f"tcp://{address}")
+    if url.scheme != "tcp":
+        return
+    try:
+        host, port = url.hostname, url.port
+    except ValueError:
+        host, port = None, None
+    if not host or not port:
+        raise ConfigError(
+            f"scheduler address {address!r} (from {source}) has no host:port — give one such "
+            "as tcp://scheduler-host:8786"
+        )
+    try:
+        socket.create_connection((host, port), timeout=SCHEDULER_PROBE_S).close()
+    except OSError as err:
+        why = err.strerror or type(err).__name__
+        raise ConfigError(
+            f"no Dask scheduler answers at {address} ({why}; from {source}) — start it "
+            "(`dask scheduler`) or fix the address"
+        ) from err
 
 
 def scheduler_address(spec: ClusterConfig) -> str:

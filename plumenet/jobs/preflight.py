@@ -31,7 +31,7 @@ from storage.lease_objects import LEASE_KEY
 if TYPE_CHECKING:
     import pandas as pd
 
-    from plumenet.config import CameraConfig, Config
+    from plumenet.config import CameraConfig, ClusterConfig, Config
 
 logger = logging.getLogger(__name__)
 
@@ -250,6 +250,29 @@ def check_options(batch_size: int, device: str | None) -> None:
         )
 
 
+def check_device_here(device: str | None, cluster: ClusterConfig | None) -> None:
+    """A GPU device asked of a local cluster must exist on this machine (its workers run
+    here); remote workers are not second-guessed from the driver."""
+    if device in (None, "auto", "cpu") or (cluster is not None and cluster.kind != "local"):
+        return
+    import torch  # noqa: PLC0415 - only for a GPU device on this machine, which loads it anyway
+
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.partition(":")[2] or 0)
+        if index >= count:
+            have = f"{count} CUDA device(s)" if count else "no CUDA device torch can use"
+            raise ConfigError(
+                f"--device {device}: this machine has {have} (torch {torch.__version__}) — "
+                "leave --device out (auto), or run on GPU workers (--cluster local-cuda on a "
+                "GPU machine, or a scheduler with GPU workers)"
+            )
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(
+            f"--device mps: not available on this machine (torch {torch.__version__})"
+        )
+
+
 def preflight(
     config: Config,
     start: pd.Timestamp,
@@ -258,9 +281,12 @@ def preflight(
     *,
     batch_size: int = 16,
     device: str | None = None,
+    cluster: ClusterConfig | None = None,
 ) -> None:
-    """Every check of a backfill's inputs, in the order a user would fix them."""
+    """Every check of a backfill's inputs, in the order a user would fix them (``cluster``:
+    the resolved cluster, which says whether the device must exist here)."""
     check_options(batch_size, device)
+    check_device_here(device, cluster)
     check_request(config, start, end, cameras)
     selected = [config.camera(c) for c in cameras] if cameras else list(config.cameras)
     for camera in selected:

@@ -42,7 +42,7 @@ from plumenet.science.plume import (
     plume_heights,
     top_row_column,
 )
-from plumenet.timeutil import naive_utc_index
+from plumenet.timeutil import naive_utc_index, parse_duration_text
 
 log = logging.getLogger(__name__)
 
@@ -232,4 +232,8 @@ def split_params(params: dict[str, object]) -> tuple[EpisodeParams, Observabilit
     ep = EpisodeParams(**{k: v for k, v in params.items() if k in ep_names})  # type: ignore[arg-type]
     ob = ObservabilityParams(**{k: v for k, v in params.items() if k in ob_names})  # type: ignore[arg-type]
     check_thresholds(ep.on, ep.off)
+    parse_duration_text(ep.min_duration, "--min-duration", allow_zero=True)
+    parse_duration_text(ep.max_gap, "--max-gap", allow_zero=True)
+    if ep.max_blind is not None and str(ep.max_blind).strip().lower() not in ("none", "never", ""):
+        parse_duration_text(ep.max_blind, "--max-blind")
     return ep, ob

@@ -20,7 +20,7 @@ from plumenet.science.coincidence import coincidence_analysis, family_p_value, s
 from plumenet.science.correlation import align_rsam, bin_step, cross_correlation
 from plumenet.science.plume import HEIGHT_KINDS
 from plumenet.science.stationarity import Deseason, Detrend
-from plumenet.timeutil import naive_utc_index
+from plumenet.timeutil import naive_utc_index, parse_duration_text
 
 #: Compared series by name (``plumenet compare --series``) -> binned activity variable:
 #: the share of observable frames with the class present, or the bin's highest plume top
@@ -105,6 +105,13 @@ def compare(
     ``eca_null``: the ECA surrogates (``auto``, ``rotation``, ``day-shift``; see
     :func:`~plumenet.science.coincidence.coincidence_analysis`).
     """
+    parse_duration_text(max_lag, "--max-lag")
+    for w in windows:
+        parse_duration_text(w, "--window")
+    for x in lags:
+        parse_duration_text(x, "--lag", allow_zero=True)
+    parse_duration_text(epoch_before, "epoch_before", allow_zero=True)
+    parse_duration_text(epoch_after, "epoch_after", allow_zero=True)
     variable = variable or series_variable(series, cls)
     act = activity_series(activity, cls=cls, variable=variable)
     if series == "height" and not act.notna().any():

@@ -107,6 +107,20 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, rng):
     assert result.exit_code == 2
     assert "turning events round it needs at least 2" in result.output
     assert not (tmp_path / "c" / "comparison.json").exists()
+    for extra, message in (
+        (["--window=-1h"], "--window '-1h' must be longer than zero"),
+        (["--lag", "abc"], "--lag 'abc' is not a duration"),
+        (["--max-lag", "12"], "--max-lag '12' has no unit"),
+    ):
+        result = runner.invoke(main, [*args, *extra, "--out", str(tmp_path / "c")])
+        assert result.exit_code == 2 and message in result.output, result.output
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    result = runner.invoke(main, [*args, "--out", str(blocked / "cmp")])
+    assert result.exit_code == 2 and "cannot make that folder" in result.output
+    result = runner.invoke(main, ["catalogue", "--config", str(cfg_path), "--min-duration", "10"])
+    assert result.exit_code == 2
+    assert "--min-duration '10' has no unit" in " ".join(result.output.split())
     result = runner.invoke(main, ["catalogue", "--config", str(cfg_path), "--on", "0.02,lava=x"])
     assert result.exit_code == 2
     assert "is not a threshold" in result.output

@@ -35,12 +35,46 @@ def _run(args: list[str]) -> tuple[int, list[str]]:
         (["--start", "2024-01-02", "--end", "2024-01-02", "--camera", "NOPE"], "NOPE"),
         (["--start", "2024-01-02", "--end", "2024-01-02", "--cluster", "yarn"], "unknown cluster"),
         (["--start", "yesterday", "--end", "2024-01-02"], "yesterday"),
+        # pandas reads these, wrongly: 3 January, and an exact midnight that drops the day
+        (["--start", "01/03/2024", "--end", "2024-01-05"], "cannot read '01/03/2024'"),
+        (["--start", "2024-01-02", "--end", "2024-1-3"], "cannot read '2024-1-3'"),
+        (["--start", "2024-01-02", "--end", "2024-01-03", "--window", "31"], "'31' has no unit"),
+        (
+            ["--start", "2024-01-02", "--end", "2024-01-03", "--memory-limit", "lots"],
+            "memory_limit 'lots' is not an amount of memory",
+        ),
+        (
+            ["--start", "2024-01-02", "--end", "2024-01-03", "--adapt", "4:1"],
+            "adapt minimum 4 is above its maximum 1",
+        ),
     ],
 )
 def test_backfill_user_errors(config, extra, message):
     code, lines = _run(["backfill", "--config", str(config), *extra])
     assert code == 2
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], lines
+    assert not (config.parent / "plumenet.zarr").exists()
+
+
+def test_backfill_scheduler_and_device_that_are_not_there(config):
+    """A scheduler nobody listens at, and a GPU this machine lacks, are one line at once:
+    not Dask's 30 s of retries and tracebacks, nor three failed units per camera."""
+    import socket
+
+    import torch
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again when the block ends
+    span = ["--start", "2024-01-02", "--end", "2024-01-02"]
+    code, lines = _run(["backfill", "--config", str(config), *span,
+                        "--cluster", f"tcp://127.0.0.1:{port}"])  # fmt: skip
+    assert code == 2 and len(lines) == 1, lines
+    assert f"no Dask scheduler answers at tcp://127.0.0.1:{port}" in lines[0]
+    if not torch.cuda.is_available():
+        code, lines = _run(["backfill", "--config", str(config), *span, "--device", "cuda"])
+        assert code == 2 and len(lines) == 1, lines
+        assert "--device cuda: this machine has no CUDA device torch can use" in lines[0]
     assert not (config.parent / "plumenet.zarr").exists()
 
 

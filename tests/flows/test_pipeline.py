@@ -135,6 +135,28 @@ def test_rerun_after_completion_writes_no_chunk(prefect_harness, clean_run):
     assert chunk_snapshot(store) == before
 
 
+def test_a_camera_whose_archive_lists_nothing_is_not_reported_done(
+    prefect_harness, clean_run, caplog
+):
+    """A typo in the camera's fields lists no frame: the run says so for that camera (it
+    used to say only that every frame was already in the store) and writes nothing."""
+    from flows.pipeline import backfill
+
+    config, _ = clean_run
+    typo = Path(config).with_name("cameras-typo.yaml")
+    typo.write_text(Path(config).read_text().replace("flowcam", "flowcamm"))
+    store = yaml.safe_load(typo.read_text())["store"]
+    before = chunk_snapshot(store)
+    with caplog.at_level("INFO", logger="flows.pipeline"):
+        report = backfill(config=str(typo), start=START, end=LAST_DAY, cluster="local")
+    assert report["units_run"] == 0 and report["cameras"][0]["frames_listed"] == 0
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(m.startswith("FLOW: no frames in the archive for [2024-02-01") for m in warned)
+    assert any("every frame found is already in the store" in r.getMessage()
+               for r in caplog.records)  # fmt: skip
+    assert chunk_snapshot(store) == before
+
+
 def test_overwrite_rewrites_exactly_the_units_and_same_bytes(prefect_harness, clean_run):
     from flows.pipeline import backfill
 

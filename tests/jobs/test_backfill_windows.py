@@ -85,11 +85,14 @@ def test_first_window_lists_only_its_own_days(tmp_path, rng, monkeypatch):
     assert len(first.units) == 7
 
 
-@pytest.mark.parametrize("bad", ["0D", "soon"])
-def test_a_bad_window_is_one_clear_error(tmp_path, bad):
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [("0D", "must be longer than zero"), ("soon", "is not a duration"), ("31", "has no unit")],
+)
+def test_a_bad_window_is_one_clear_error(tmp_path, bad, message):
     from plumenet.errors import ConfigError
 
     cfg = load_config(_config(tmp_path, tmp_path, unit="1D"))
     t0 = pd.Timestamp("2024-01-01", tz="UTC")
-    with pytest.raises(ConfigError, match=r"--window .* must be a positive duration"):
+    with pytest.raises(ConfigError, match=rf"--window '{bad}' {message}"):
         prepare_backfill(cfg, t0, t0 + pd.Timedelta("1D"), model=MODEL, window=bad)

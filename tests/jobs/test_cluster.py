@@ -3,9 +3,12 @@ resolved to one :class:`ClusterConfig`, with one clear error line for each mista
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -66,10 +69,10 @@ def test_cli_options_override_the_config_and_fail_early(tmp_path):
     }  # fmt: skip
     assert cluster_from_options(configured, processes=True)["processes"] is True
     in_process = ClusterConfig(processes=False)
-    assert cluster_from_options(in_process, cluster="tcp://h:1") == {"address": "tcp://h:1"}
-    remote = cluster_from_options(configured, cluster="tcp://h:8786")
-    assert remote == {"address": "tcp://h:8786", "max_in_flight": 5, "frames_per_task": 900}
-    assert resolve_cluster(configured, "tcp://h:8786").frames_per_task == 900  # kept
+    with _listening() as address:  # a remote cluster's address is probed
+        assert cluster_from_options(in_process, cluster=address) == {"address": address}
+        remote = cluster_from_options(configured, cluster=address)
+    assert remote == {"address": address, "max_in_flight": 5, "frames_per_task": 900}
     cls = cluster_from_options(
         configured, cluster="distributed.LocalCluster", cluster_kwargs='{"n_workers": 1}',
         adapt="0:4",
@@ -87,12 +90,44 @@ def test_cli_options_override_the_config_and_fail_early(tmp_path):
     missing = tmp_path / "scheduler.json"
     with pytest.raises(ConfigError, match=r"scheduler file .* not found — start the scheduler"):
         resolve_cluster(configured, str(missing))
-    missing.write_text(json.dumps({"address": "tcp://127.0.0.1:9999", "type": "Scheduler"}))
-    spec = resolve_cluster(configured, str(missing))
-    assert spec.kind == "scheduler_file" and scheduler_address(spec) == "tcp://127.0.0.1:9999"
+    with _listening() as address:
+        assert resolve_cluster(configured, address).frames_per_task == 900  # kept
+        missing.write_text(json.dumps({"address": address, "type": "Scheduler"}))
+        spec = resolve_cluster(configured, str(missing))
+        assert spec.kind == "scheduler_file" and scheduler_address(spec) == address
     missing.write_text("{}")
     with pytest.raises(ConfigError, match=r"holds no scheduler address"):
         resolve_cluster(configured, str(missing))
+
+
+@contextlib.contextmanager
+def _listening() -> Iterator[str]:
+    """A TCP port on 127.0.0.1 that accepts connections, as a scheduler's does."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        yield f"tcp://127.0.0.1:{server.getsockname()[1]}"
+
+
+def test_a_scheduler_that_does_not_answer_is_one_line_before_anything_starts(tmp_path):
+    """A dead or mistyped address, or a stale scheduler file, fails at once (Dask's client
+    would wait 30 s and end in tracebacks); so do unusable memory limits and adapt ranges."""
+    with _listening() as address:
+        pass  # closed again: nothing listens there now
+    with pytest.raises(ConfigError, match=r"no Dask scheduler answers at tcp://127\.0\.0\.1:\d+ "
+                       r"\(Connection refused; from --cluster"):  # fmt: skip
+        resolve_cluster(ClusterConfig(), address)
+    stale = tmp_path / "scheduler.json"
+    stale.write_text(json.dumps({"address": address}))
+    with pytest.raises(ConfigError, match=r"no Dask scheduler answers .* from scheduler file"):
+        resolve_cluster(ClusterConfig(), str(stale))
+    with pytest.raises(ConfigError, match=r"has no host:port"):
+        resolve_cluster(ClusterConfig(), "tcp://127.0.0.1")
+    with pytest.raises(ConfigError, match=r"memory_limit 'lots' is not an amount of memory"):
+        resolve_cluster(ClusterConfig(), {"memory_limit": "lots"})
+    assert resolve_cluster(ClusterConfig(), {"memory_limit": "2GiB"}).memory_limit == "2GiB"
+    with pytest.raises(ConfigError, match=r"adapt minimum 4 is above its maximum 1"):
+        cluster_from_options(ClusterConfig(), adapt="4:1")
 
 
 def test_in_flight_bound_and_gpu_annotation_follow_the_cluster():
