@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import tempfile
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -129,6 +130,14 @@ def _check_local_store_path(path: Path) -> None:
             f"store {path}: {ancestor} is not writable by this user — fix the permissions or "
             "choose another `store`"
         )
+    # os.access trusts the mode bits (always true for root); make and remove a folder there
+    try:
+        Path(tempfile.mkdtemp(prefix=PROBE_NAME, dir=ancestor)).rmdir()
+    except OSError as err:
+        raise StoreError(
+            f"store {path}: cannot write in {ancestor} ({err.strerror or err}) — choose "
+            "another `store`"
+        ) from err
 
 
 def _entries(fs: Any, path: str) -> list[str]:

@@ -42,6 +42,10 @@ ECA_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 
 
+#: Event times held at once per block of rotation surrogates (8 bytes each, a few copies).
+SURROGATE_BLOCK = 4_000_000
+
+
 def _as_seconds(times: object) -> np.ndarray:
     """Sorted event times in seconds since the epoch (UTC)."""
     return np.sort(utc_ns(times).astype(np.float64) / 1e9)
@@ -182,18 +186,30 @@ def coincidence_analysis(
         table[col] = nan
     n_surrogates = 0
     if n_shuffles > 0 and a.size and b.size and cells:
+        blocks: list[tuple[np.ndarray, np.ndarray]] = []
         if used == "rotation":  # the onsets stay as seen; the events turn round the record
-            sb = DayRotation(b, t0, t1).draw(rng, n_shuffles)
-            sa = np.broadcast_to(a, (sb.shape[0], a.size))
+            rotation = DayRotation(b, t0, t1)
+            shifts = rotation.shifts(rng, n_shuffles)
+            # a decade of events x 999 shifts would not fit at once: a few M times a block
+            step = max(1, SURROGATE_BLOCK // (a.size + b.size))
+            for i in range(0, shifts.size, step):
+                sb = rotation.turned(shifts[i : i + step])
+                blocks.append((np.broadcast_to(a, (sb.shape[0], a.size)), sb))
         else:
-            sa = DayShift(a, t0, t1, _seconds_mask(observable)).draw(rng, n_shuffles)
-            sb = DayShift(b, t0, t1).draw(rng, n_shuffles)
-        n_surrogates = sb.shape[0]
-        surr = np.empty((n_surrogates, 2 * len(cells)))
-        for j, (w, lag) in enumerate(cells):
-            surr[:, j], surr[:, len(cells) + j] = batch_rates(
-                sa, sb, window=w, lag=lag, start=t0, end=t1
-            )
+            blocks.append((
+                DayShift(a, t0, t1, _seconds_mask(observable)).draw(rng, n_shuffles),
+                DayShift(b, t0, t1).draw(rng, n_shuffles),
+            ))  # fmt: skip
+        parts = []
+        for sa, sb in blocks:
+            part = np.empty((sb.shape[0], 2 * len(cells)))
+            for j, (w, lag) in enumerate(cells):
+                part[:, j], part[:, len(cells) + j] = batch_rates(
+                    sa, sb, window=w, lag=lag, start=t0, end=t1
+                )
+            parts.append(part)
+        surr = np.vstack(parts)
+        n_surrogates = surr.shape[0]
         observed = np.concatenate(
             (table["precursor_rate"].to_numpy(float), table["trigger_rate"].to_numpy(float))
         )

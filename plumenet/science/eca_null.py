@@ -103,14 +103,18 @@ class DayRotation:
             return every
         return np.sort(rng.choice(every, size=n, replace=False))
 
-    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """At most ``n`` surrogate series, shape (min(n, days - 1), events), rows sorted."""
-        k = self.shifts(rng, n)
+    def turned(self, k: np.ndarray) -> np.ndarray:
+        """The series turned by each of ``k`` days: shape (len(k), events), rows sorted."""
+        k = np.asarray(k)
         if self.times.size == 0 or k.size == 0:
             return np.empty((k.size, self.times.size))
         turned = np.mod(self.times[None, :] - self.lo + DAY_S * k[:, None], self.period)
         out = np.where(self.inside[None, :], turned + self.lo, self.times[None, :])
         return np.sort(out, axis=1)
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """At most ``n`` surrogate series, shape (min(n, days - 1), events), rows sorted."""
+        return self.turned(self.shifts(rng, n))
 
 
 class DayShift:

@@ -100,6 +100,10 @@ def _local_cases(root: Path, archive: Path) -> dict[str, tuple]:
         "comment-only config": (None, "# nothing here\n", (), "no cameras"),
         "store under a file": (doc(str(root / "a_file" / "s.zarr")), None, (), "is a file"),
         "store is a file": (doc(str(root / "a_file")), None, (), "is a file, not a directory"),
+        # mode bits say writable to root; only a write tells
+        "store where nothing can be written": (
+            doc("/proc/plumenet.zarr"), None, (), "cannot write in /proc",
+        ),
         "unknown protocol": (doc("nosuch://x/s.zarr"), None, (), "protocol 'nosuch'"),
         "foreign directory": (doc(str(foreign)), None, (), "not a plumenet store"),
         "foreign zarr group": (doc(str(other_zarr)), None, (), "not a plumenet store"),
@@ -131,7 +135,7 @@ def test_each_local_bad_input_is_one_line_and_writes_nothing(layout):
             _assert_one_line(result, match)
         assert written == set(), (name, written)
         caught.append(name)
-    assert len(caught) == len(cases) == 20
+    assert len(caught) == len(cases) == 21
 
 
 def test_remote_store_problems_are_one_line_and_write_nothing(

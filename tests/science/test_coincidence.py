@@ -134,6 +134,21 @@ def test_rotation_detects_precursors_of_clustered_series(rng):
     assert coincidence.family_p_value(table) <= 0.05
 
 
+def test_rotation_surrogates_in_blocks_give_the_same_table(rng, monkeypatch):
+    """A decade of events is turned a block of shifts at a time: same p-values."""
+    start = pd.Timestamp("2024-01-01")
+    days = 90
+    onsets = start + pd.to_timedelta(np.sort(rng.uniform(0, days, 40)), unit="D")
+    events = start + pd.to_timedelta(np.sort(rng.uniform(0, days, 60)), unit="D")
+    kw = {"windows": ["6h", "1D"], "lags": ["0h"], "start": start,
+          "end": start + pd.Timedelta(days=days), "n_shuffles": 50, "seed": 4}  # fmt: skip
+    whole = coincidence.coincidence_analysis(onsets, events, **kw)
+    monkeypatch.setattr(coincidence, "SURROGATE_BLOCK", 300)  # 3 shifts per block
+    blocked = coincidence.coincidence_analysis(onsets, events, **kw)
+    assert whole.attrs == blocked.attrs == {"eca_null": "rotation", "n_surrogates": 50}
+    pd.testing.assert_frame_equal(whole, blocked)
+
+
 def test_min_p_and_holm_adjustments():
     np.testing.assert_allclose(
         eca_null.holm(np.array([0.01, 0.04, np.nan, 0.03])), [0.03, 0.06, np.nan, 0.06]
