@@ -98,7 +98,8 @@ BAD = [
     ),
     ({"cameras": [camera(cadence="7min")]}, r"field 'cadence': .*does not divide a day"),
     ({"cameras": [camera(cadence="0s")]}, r"field 'cadence': .*longer than zero"),
-    ({"cameras": [camera(cadence="often")]}, r"field 'cadence': cannot read 'often'"),
+    ({"cameras": [camera(cadence="often")]}, r"field 'cadence': cadence 'often' is not a duration"),
+    ({"cameras": [camera(cadence="600")]}, r"field 'cadence': cadence '600' has no unit"),
     ({"cameras": [camera(chunk="25min")]}, r"not a whole multiple of cadence"),
     ({"cameras": [camera(id="bad id")]}, r"camera 'bad id': field 'id': .*letters, digits"),
     (

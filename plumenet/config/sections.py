@@ -16,23 +16,14 @@ from pydantic import (
     model_validator,
 )
 
+from plumenet.timeutil import parse_duration_text
+
 
 def parse_duration(value: object, what: str) -> pd.Timedelta:
+    """A positive duration from the config (text only: YAML reads ``cadence: 10`` as a number)."""
     if not isinstance(value, str):
         raise ValueError(f"expected a duration such as '10min' or '1h', got {value!r}")
-    if value.strip().replace(".", "", 1).isdigit():  # pandas would read '10' as 10 ns
-        raise ValueError(f"{what} {value!r} has no unit — give one, e.g. '10s', '10min' or '1h'")
-    try:
-        td = pd.Timedelta(value)
-    except ValueError as err:
-        raise ValueError(
-            f"cannot read {value!r} as a {what} — use a pandas duration such as '10s', "
-            "'10min', '1h' or '1D'"
-        ) from err
-    if pd.isna(td) or td <= pd.Timedelta(0):
-        raise ValueError(f"{what} {value!r} must be longer than zero — e.g. '10min'")
-    return td
-
+    return parse_duration_text(value, what)
 
 
 class TilingConfig(BaseModel):
