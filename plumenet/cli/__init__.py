@@ -59,12 +59,30 @@ def hide_user_error_tracebacks() -> None:
                 handler.addFilter(UserErrorTracebackFilter())
 
 
+def usage_error_line(err: click.UsageError) -> str:
+    """Click's usage error (usage, hint, blank line, message) as one line: what went wrong,
+    in which command, and where to look."""
+    path = err.ctx.command_path if err.ctx is not None else "plumenet"
+    return f"error: {path}: {err.format_message()} See '{path} --help'."
+
+
 class _Group(click.Group):
-    """Turns user-caused errors into one line on stderr and exit code 2."""
+    """Turns user-caused errors — ours and click's usage errors — into one line on stderr
+    and exit code 2."""
+
+    def make_context(self, *args: object, **kwargs: object) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)  # type: ignore[arg-type]
+        except click.UsageError as err:
+            click.echo(usage_error_line(err), err=True)
+            sys.exit(err.exit_code)
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
+        except click.UsageError as err:
+            click.echo(usage_error_line(err), err=True)
+            sys.exit(err.exit_code)
         except PlumenetError as err:
             click.echo(f"error: {err}", err=True)
             sys.exit(err.exit_code)

@@ -106,6 +106,30 @@ def test_csv_times_have_one_format(tmp_path):
         assert CSV_TIME.match(value), value
 
 
+@pytest.mark.parametrize(
+    ("args", "where", "what"),
+    [
+        (["backfill"], "plumenet backfill", "Missing option '--config'."),
+        (["nosuch"], "plumenet", "No such command 'nosuch'."),
+        (["catalogue", "--window", "1d"], "plumenet catalogue", "No such option '--window'."),
+        (["anomaly", "fit", "--bogus"], "plumenet anomaly fit", "No such option '--bogus'."),
+        (
+            ["compare", "--config", "c.yaml", "--eca-null", "nope"],
+            "plumenet compare",
+            "Invalid value for '--eca-null': 'nope' is not one of",
+        ),
+    ],
+    ids=["missing-option", "unknown-command", "unknown-option", "subgroup", "bad-choice"],
+)
+def test_usage_errors_are_one_line_naming_the_command(args, where, what):
+    result = CliRunner().invoke(main, args, prog_name="plumenet")
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"error: {where}: {what}"), lines[0]
+    assert lines[0].endswith(f"See '{where} --help'."), lines[0]
+
+
 def test_segmenting_without_model_in_the_config_is_an_error(tmp_path):
     (tmp_path / "archive").mkdir()
     config = write_config(
