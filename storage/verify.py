@@ -283,7 +283,7 @@ def check_units(
     units: Iterable[int],
     *,
     storage_options: dict[str, Any] | None = None,
-    config_hint: str = "<cameras.yaml>",
+    config_hint: str = "cameras.yaml",
 ) -> None:
     """The cheap check a backfill runs for the units it touches: a :class:`StoreError`
     naming the first damage (and how many more) if there is any; nothing is written."""

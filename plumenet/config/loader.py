@@ -130,7 +130,9 @@ def _resolve_relative(raw: dict[str, Any], base: str) -> dict[str, Any]:
     return out
 
 
-def parse_config(raw: object, *, source: str = "config", base_dir: str | None = None) -> Config:
+def parse_config(
+    raw: object, *, source: str = "cameras.yaml", base_dir: str | None = None
+) -> Config:
     """Validate an already-parsed YAML document; every problem in one :class:`ConfigError`."""
     if raw is None:
         raw = {}
@@ -143,7 +145,7 @@ def parse_config(raw: object, *, source: str = "config", base_dir: str | None = 
         raw = _resolve_relative(raw, base_dir)
     problems = _prechecks(raw)
     try:
-        config = Config.model_validate(raw)
+        config = Config.model_validate(raw, context={"source": source})
     except ValidationError as err:
         problems += [_error_line(e, raw) for e in err.errors(include_url=False)]
     else:

@@ -15,6 +15,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -215,6 +217,20 @@ class Config(BaseModel):
     cameras: list[CameraConfig] = Field(default_factory=list)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    #: Where the file was read from (``load_config`` passes it as validation context), so
+    #: that fix-it hints can name it: ``plumenet verify --config <this> …``.
+    _source: str = PrivateAttr(default="cameras.yaml")
+
+    @model_validator(mode="after")
+    def _remember_source(self, info: ValidationInfo) -> Config:
+        if info.context and info.context.get("source"):
+            self._source = str(info.context["source"])
+        return self
+
+    @property
+    def source(self) -> str:
+        """The config's path or URL as the user gave it (``cameras.yaml`` if unknown)."""
+        return self._source
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Config:

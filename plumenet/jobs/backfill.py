@@ -291,7 +291,13 @@ def plan_window(config: Config, plan: BackfillPlan, cam: CameraPlan, unit_ids: r
             cam.collisions = pd.concat([cam.collisions, collisions]).head(MAX_EXAMPLES)
     slot0, slot1 = grid.unit_range(unit_ids[0])[0], grid.unit_range(unit_ids[-1])[1]
     # cheap store check of the units this window touches (a clear error, nothing written)
-    check_units(config.store, cam.camera, unit_ids, storage_options=config.storage_options)
+    check_units(
+        config.store,
+        cam.camera,
+        unit_ids,
+        storage_options=config.storage_options,
+        config_hint=config.source,
+    )
     ledger = read_ledger(
         config.store, cam.camera, slot0, slot1, storage_options=config.storage_options
     )

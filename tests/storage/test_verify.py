@@ -91,7 +91,8 @@ def test_deleted_chunk_is_caught_before_the_backfill_and_repaired(
     assert code == 2
     assert err.strip().splitlines() == [err.strip()]
     assert f"is damaged: {CAMERA}: missing chunk at {CAMERA}/{array} (unit 1)" in err
-    assert "plumenet verify --config" in err and "--repair" in err
+    # the fix names this config file, so it can be pasted as it is
+    assert f"plumenet verify --config {config} --camera {CAMERA} --repair" in err
     found = verify(config)
     assert found.exit_code == 1
     assert f"missing chunk at {CAMERA}/{array} (unit 1): status says ok" in found.output
