@@ -110,6 +110,7 @@ def test_csv_times_have_one_format(tmp_path):
     ("args", "where", "what"),
     [
         (["backfill"], "plumenet backfill", "Missing option '--config'."),
+        (["backfill", "--config"], "plumenet backfill", "Option '--config' requires an argument."),
         (["nosuch"], "plumenet", "No such command 'nosuch'."),
         (["catalogue", "--window", "1d"], "plumenet catalogue", "No such option '--window'."),
         (["anomaly", "fit", "--bogus"], "plumenet anomaly fit", "No such option '--bogus'."),
@@ -119,7 +120,14 @@ def test_csv_times_have_one_format(tmp_path):
             "Invalid value for '--eca-null': 'nope' is not one of",
         ),
     ],
-    ids=["missing-option", "unknown-command", "unknown-option", "subgroup", "bad-choice"],
+    ids=[
+        "missing-option",
+        "missing-value",
+        "unknown-command",
+        "unknown-option",
+        "subgroup",
+        "bad-choice",
+    ],
 )
 def test_usage_errors_are_one_line_naming_the_command(args, where, what):
     result = CliRunner().invoke(main, args, prog_name="plumenet")
