@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from plumenet.cli.group import CommandGroup
 from plumenet.cli.options import config_option
 from plumenet.cli.progress import progress
 
@@ -104,7 +105,7 @@ def _report_skipped(skipped: list[str]) -> None:
         click.echo(f"skipped {len(skipped)} unreadable frame(s) (first: {skipped[0]})", err=True)
 
 
-@click.group("anomaly")
+@click.group("anomaly", cls=CommandGroup)
 def anomaly_group() -> None:
     """Label-free anomaly scores: a PaDiM model of a camera's normal views."""
 

@@ -114,6 +114,7 @@ def test_csv_times_have_one_format(tmp_path):
         (["nosuch"], "plumenet", "No such command 'nosuch'."),
         (["catalogue", "--window", "1d"], "plumenet catalogue", "No such option '--window'."),
         (["anomaly", "fit", "--bogus"], "plumenet anomaly fit", "No such option '--bogus'."),
+        (["anomaly", "fit", "--config"], "plumenet anomaly fit", "Option '--config' requires"),
         (
             ["compare", "--config", "c.yaml", "--eca-null", "nope"],
             "plumenet compare",
@@ -126,6 +127,7 @@ def test_csv_times_have_one_format(tmp_path):
         "unknown-command",
         "unknown-option",
         "subgroup",
+        "subgroup-missing-value",
         "bad-choice",
     ],
 )
