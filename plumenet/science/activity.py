@@ -25,6 +25,7 @@ from plumenet.science.episodes import (
     Threshold,
     check_thresholds,
     find_episodes,
+    parse_max_blind,
     threshold_for,
 )
 from plumenet.science.observability import (
@@ -234,6 +235,5 @@ def split_params(params: dict[str, object]) -> tuple[EpisodeParams, Observabilit
     check_thresholds(ep.on, ep.off)
     parse_duration_text(ep.min_duration, "--min-duration", allow_zero=True)
     parse_duration_text(ep.max_gap, "--max-gap", allow_zero=True)
-    if ep.max_blind is not None and str(ep.max_blind).strip().lower() not in ("none", "never", ""):
-        parse_duration_text(ep.max_blind, "--max-blind")
+    parse_max_blind(ep.max_blind)
     return ep, ob

@@ -25,7 +25,7 @@ from plumenet.science.observability import (
     observability,
 )
 from plumenet.science.plume import EPISODE_HEIGHT_COLUMNS, episode_heights, plume_heights
-from plumenet.timeutil import utc_ns
+from plumenet.timeutil import parse_duration_text, utc_ns
 
 #: Column order of the episode table (the contract of episodes.parquet/csv).
 EPISODE_COLUMNS: tuple[str, ...] = (
@@ -189,11 +189,14 @@ def _detect(
     return out
 
 
-def _blind_ns(max_blind: str | None) -> int | None:
-    """``max_blind`` in ns; ``None``, ``"none"`` or ``"never"``: blind stretches never split."""
+def parse_max_blind(max_blind: str | None) -> int | None:
+    """``max_blind`` in ns; ``None``, ``"none"`` or ``"never"``: blind stretches never split.
+
+    A bad value is a ValueError naming ``--max-blind`` (a duration with a unit, above zero).
+    """
     if max_blind is None or str(max_blind).strip().lower() in ("none", "never", ""):
         return None
-    return pd.Timedelta(max_blind).value
+    return parse_duration_text(max_blind, "--max-blind").value
 
 
 def _infer_step(t: np.ndarray) -> int:
@@ -240,7 +243,7 @@ def episodes_from_fractions(
         "step_ns": step,
         "min_duration_ns": pd.Timedelta(min_duration).value,
         "max_gap_ns": pd.Timedelta(max_gap).value,
-        "max_blind_ns": _blind_ns(max_blind),
+        "max_blind_ns": parse_max_blind(max_blind),
     }
     rows = []
     for cls in classes:
