@@ -100,11 +100,20 @@ class EpisodeParams:
     max_blind: str | None = DEFAULT_MAX_BLIND
 
 
-def _hysteresis(values: np.ndarray, on: float, off: float) -> np.ndarray:
-    """Active state per value: on at >= on, off below off, unchanged in between."""
+def _hysteresis(
+    values: np.ndarray, on: float, off: float, reset: np.ndarray | None = None
+) -> np.ndarray:
+    """Active state per value: on at >= on, off below off, unchanged in between.
+
+    ``reset`` marks values that start afresh (the first frame after a long blind
+    stretch): between ``off`` and ``on`` they are inactive, since the state before the
+    stretch says nothing about a scene not seen for hours.
+    """
     mark = np.full(values.shape, -1, dtype=np.int8)
     mark[values >= on] = 1
     mark[values < off] = 0
+    if reset is not None:
+        mark[reset & (mark < 0)] = 0
     idx = np.where(mark >= 0, np.arange(values.size), 0)
     np.maximum.accumulate(idx, out=idx)
     state = mark[idx]
@@ -127,13 +136,15 @@ def _detect(
     if obs.size == 0:
         return []
     to, vo = t[obs], v[obs]
-    active = _hysteresis(vo, on, off)
+    blind = None
+    if max_blind_ns is not None:  # a long blind stretch breaks runs and resets the state
+        blind = np.diff(to) > max_blind_ns + step_ns
+    active = _hysteresis(vo, on, off, None if blind is None else np.r_[False, blind])
     if not active.any():
         return []
     prev_active = np.concatenate(([False], active[:-1]))
     next_active = np.concatenate((active[1:], [False]))
-    if max_blind_ns is not None:  # a long blind stretch also breaks a run of active frames
-        blind = np.diff(to) > max_blind_ns + step_ns
+    if blind is not None:
         prev_active[1:] &= ~blind
         next_active[:-1] &= ~blind
     starts = np.flatnonzero(active & ~prev_active)  # observable-index of first active frame

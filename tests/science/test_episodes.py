@@ -112,6 +112,30 @@ def test_max_blind_splits_at_long_unobservable_stretches():
     assert len(episodes.episodes_from_fractions(df, classes=["lava"], max_blind=None)) == 1
 
 
+def test_hysteresis_state_does_not_carry_across_a_night():
+    """Active at dusk, then only between off and on at dawn: no dawn episode.
+
+    The night ends the dusk episode; the morning's 0.015 never reached ``on`` (0.02),
+    so the scene seen at first light is not "still active" from the evening.
+    """
+    time = pd.date_range("2024-03-01 12:00", periods=180, freq=STEP)
+    hours = (time - time[0]) / pd.Timedelta("1h")
+    v = np.zeros(180)
+    v[(hours >= 4) & (hours < 6)] = 0.05
+    v[(hours >= 6) & (hours < 18)] = np.nan  # 12 h night
+    v[(hours >= 18) & (hours < 21)] = 0.015
+    df = pd.DataFrame({"any_emission": v}, index=time)
+    eps = episodes.episodes_from_fractions(df, classes=["any_emission"], on=0.02, off=0.01)
+    assert len(eps) == 1
+    assert eps["peak_fraction"].iloc[0] == pytest.approx(0.05)
+    # without max_blind the night does not count, and the state runs on through it
+    merged = episodes.episodes_from_fractions(
+        df, classes=["any_emission"], on=0.02, off=0.01, max_blind="none"
+    )
+    assert len(merged) == 1
+    assert merged["end"].iloc[0] > pd.Timestamp("2024-03-02 06:00", tz="UTC")
+
+
 def test_episode_at_dusk_and_at_dawn_stay_two_episodes():
     """Activity at last light and again at first light: the night in between ends one."""
     time = pd.date_range("2024-01-01 00:00", "2024-01-03 00:00", freq=STEP, inclusive="left")
