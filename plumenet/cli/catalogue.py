@@ -214,10 +214,11 @@ def catalogue_cmd(
 @click.option("--surrogates", default=499, show_default=True, help="Surrogates for the p-value.")
 @click.option(
     "--surrogate-method",
-    type=click.Choice(["phase", "iaaft"]),
-    default="phase",
+    type=click.Choice(["auto", "rotation", "phase", "iaaft"]),
+    default="auto",
     show_default=True,
-    help="Correlation surrogates: phase-randomised, or IAAFT (keeps the value distribution).",
+    help="Correlation surrogates: RSAM turned round the record by whole days (keeps swarms "
+    "and tails; auto from 40 days at ±12 h, 280 at ±72 h), phase-randomised, or IAAFT.",
 )
 @click.option(
     "--shuffles", default=999, show_default=True, help="ECA surrogates (at most, for rotation)."

@@ -89,7 +89,7 @@ def compare(
     seed: int | None = 0,
     detrend: Detrend = "auto",
     deseason: Deseason = "auto",
-    surrogates: str = "phase",
+    surrogates: str = "auto",
     observable: pd.Series | None = None,
     eca_null: str = "auto",
 ) -> dict[str, object]:

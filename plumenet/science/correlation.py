@@ -113,12 +113,21 @@ class _Correlator:
     def __call__(self, values: np.ndarray) -> np.ndarray:
         """r per lag (last axis) for series ``values`` (..., n); NaNs of ``s`` are masked."""
         y = np.where(self.ms > 0, values - self.s_mean, 0.0)
+        return self._r(self.cnt, self.sa, self.saa, y)
+
+    def own_masks(self, values: np.ndarray) -> np.ndarray:
+        """r per lag for series ``values`` (m, n) that bring their own NaNs (rotations of ``s``)."""
+        ms = np.isfinite(values).astype(np.float64)
+        cnt, sa, saa = self.sums(ms)
+        y = np.where(ms > 0, values - self.s_mean, 0.0)
+        return self._r(np.rint(cnt), sa, saa, y)
+
+    def _r(self, cnt: np.ndarray, sa: np.ndarray, saa: np.ndarray, y: np.ndarray) -> np.ndarray:
         sy, say = self.sums(y, 2)
         (syy,) = self.sums(y * y, 1)
-        cnt, sa = self.cnt, self.sa
         with np.errstate(invalid="ignore", divide="ignore"):
             cov = say - sa * sy / cnt
-            va = self.saa - sa * sa / cnt
+            va = saa - sa * sa / cnt
             vy = syy - sy * sy / cnt
             r = cov / np.sqrt(va * vy)
         r = np.where((cnt >= MIN_PAIRS) & (va > 1e-12) & (vy > 1e-12), r, np.nan)
@@ -178,6 +187,68 @@ def effective_pairs(a: np.ndarray, s: np.ndarray, n_pairs: int) -> float:
 
 #: Surrogate generators by name (``surrogates=`` of :func:`cross_correlation`).
 SURROGATES = {"phase": phase_surrogates, "iaaft": iaaft_surrogates}
+#: Every ``surrogates=`` choice: the generators, ``"rotation"`` and ``"auto"``.
+SURROGATE_METHODS = ("auto", "rotation", *SURROGATES)
+#: Largest share of the record that ``"auto"`` lets the lag search span before it gives
+#: up rotation: the search's whole days over the record's days is the smallest p a
+#: rotation test can give (here 1/40).
+ROTATION_MAX_SEARCH_SHARE = 0.025
+
+
+def rotation_days(n_bins: int, step: pd.Timedelta) -> int:
+    """Whole days a record of ``n_bins`` spans (a partial last day counts), 0 when a day
+    is not a whole number of bins (then there are no rotations)."""
+    per_day, rest = divmod(pd.Timedelta("1D"), step)
+    if rest or per_day < 1:
+        return 0
+    return -(-n_bins // per_day)
+
+
+def search_days(max_lag_bins: int, step: pd.Timedelta) -> int:
+    """Whole-day rotations whose lag search still reaches a lag found at 0: 2 L + 1, with
+    L the whole days in ``max_lag_bins``. A rotation test's p cannot go below this many
+    over the record's days: those rotations see the same peak."""
+    per_day = max(1, int(pd.Timedelta("1D") // step))
+    return 2 * (max_lag_bins // per_day) + 1
+
+
+def _rotated(s: np.ndarray, per_day: int, shifts: np.ndarray) -> np.ndarray:
+    """``s`` padded with NaN to whole days and turned by each of ``shifts`` days (m x n)."""
+    days = -(-s.size // per_day)
+    padded = np.full(days * per_day, np.nan)
+    padded[: s.size] = s
+    return np.stack([np.roll(padded, int(k) * per_day) for k in shifts])
+
+
+def choose_surrogates(method: str, days: int = 0, search: int = 1) -> str:
+    """The surrogates used for ``method``: ``"auto"`` is rotation when the lag search's
+    ``search`` days are at most :data:`ROTATION_MAX_SEARCH_SHARE` of the record's ``days``
+    (so that p can go below 0.05 with room), else phase."""
+    if method not in SURROGATE_METHODS:
+        known = ", ".join(SURROGATE_METHODS)
+        raise ValueError(f"unknown surrogates {method!r}; use one of {known}")
+    if method == "auto":
+        usable = days > 1 and search <= ROTATION_MAX_SEARCH_SHARE * days
+        return "rotation" if usable else "phase"
+    return method
+
+
+def check_regular(index: pd.DatetimeIndex) -> pd.Timedelta:
+    """The step of a regular index; ValueError when bins are missing or uneven.
+
+    Lags are counted in bins, so a series whose unseen bins were dropped (rather than
+    kept as NaN) would mix lags of different lengths.
+    """
+    step = bin_step(index)
+    gaps = np.flatnonzero(np.diff(index.asi8) != step.value)
+    if gaps.size:
+        at = index[gaps[0]]
+        raise ValueError(
+            f"activity bins are not regular: {gaps.size} step(s) differ from {step} "
+            f"(first after {at}); keep unseen bins as NaN on a regular grid "
+            "(e.g. series.resample(step).mean())"
+        )
+    return step
 
 
 def cross_correlation(
@@ -189,33 +260,47 @@ def cross_correlation(
     seed: int | None = 0,
     detrend: Detrend = "auto",
     deseason: Deseason = "auto",
-    surrogates: str = "phase",
+    surrogates: str = "auto",
 ) -> dict[str, object]:
     """Lagged correlation of activity with a seismic series on the same bins.
 
     Both series are first made stationary (:func:`plumenet.science.stationarity.prepare`:
     trend or differences, and the mean daily cycle; what was done is in
     ``preprocessing``). The p-value is for the largest |r| over all lags (the lag
-    search is part of the test): the share of seismic surrogates (``"phase"`` or
-    ``"iaaft"``) whose largest |r| is at least as large, ``(1 + #) / (1 + n)``;
-    ``r_global_q95`` is the 95 % quantile of that largest |r|, the band the plot draws.
-    Lags are searched up to ``max_lag`` but never beyond a quarter of the record (the
-    usual N/4 rule). The best lag is refined below one bin by a parabola
-    (``best_lag_refined_s`` with ``lag_uncertainty_s``).
+    search is part of the test): the share of seismic surrogates whose largest |r| is
+    at least as large, ``(1 + #) / (1 + n)``; ``r_global_q95`` is the 95 % quantile of
+    that largest |r|, the band the plot draws. Surrogates: ``"rotation"`` turns the
+    seismic series round the record by every whole day (the circular-shift test; keeps
+    its bursts, tails and time of day, so it stays valid for swarms against eruptive
+    phases; a random ``n_surrogates`` of the turns when there are more), but p cannot go
+    below :func:`search_days` over the record's days; ``"phase"`` or ``"iaaft"`` redraw
+    it from its spectrum (p as fine as wanted, but they assume no bursts); ``"auto"``
+    picks rotation when the lag search is at most :data:`ROTATION_MAX_SEARCH_SHARE` of
+    the record (from 40 days at ±12 h, 280 days at ±72 h), else phase. Lags are searched
+    up to ``max_lag`` but never beyond a quarter of the record (the usual N/4 rule). The best
+    lag is refined below one bin by a parabola (``best_lag_refined_s`` with
+    ``lag_uncertainty_s``).
     """
-    if surrogates not in SURROGATES:
-        raise ValueError(f"unknown surrogates {surrogates!r}; use one of {sorted(SURROGATES)}")
+    choose_surrogates(surrogates)  # an unknown name fails before any work
     index = naive_utc_index(activity.index)
+    step = check_regular(index)
     seis = seismic.copy()
     seis.index = naive_utc_index(seis.index)
     seis = seis.reindex(index)
-    step = bin_step(index)
     k_max = int(pd.Timedelta(max_lag) // step)
     k_max = max(0, min(k_max, len(index) // 4, len(index) - MIN_PAIRS))
     a = activity.to_numpy(dtype=np.float64, na_value=np.nan)
     s = seis.to_numpy(dtype=np.float64, na_value=np.nan)
     a, s, info = prepare(a, s, index, step.total_seconds(), detrend=detrend, deseason=deseason)
-    info["surrogates"] = surrogates
+    days = rotation_days(len(index), step)
+    method = choose_surrogates(surrogates, days, search_days(k_max, step))
+    info["surrogates"] = method
+    info["surrogates_requested"] = surrogates
+    if method == "rotation" and n_surrogates > 0 and days < 2:
+        raise ValueError(
+            f"rotation surrogates need a record of two days or more in bins that divide a "
+            f"day (got {len(index)} bins of {step}); use phase or iaaft surrogates"
+        )
     rng = np.random.default_rng(seed)
     corr = _Correlator(a, s, k_max)
     lags = np.arange(-k_max, k_max + 1)
@@ -224,11 +309,24 @@ def cross_correlation(
     if n_surrogates > 0:
         # Batches bound memory for long series.
         batch = max(1, int(4_000_000 // max(a.size, 1)))
-        draw = SURROGATES[surrogates]
-        parts = [
-            corr(draw(s, min(batch, n_surrogates - start), rng))
-            for start in range(0, n_surrogates, batch)
-        ]
+        if method == "rotation":  # every whole-day turn, or a random n_surrogates of them
+            shifts = np.arange(1, days)
+            if n_surrogates < shifts.size:
+                shifts = np.sort(rng.choice(shifts, n_surrogates, replace=False))
+            n_surrogates = int(shifts.size)
+            per_day = int(pd.Timedelta("1D") // step)
+            a_pad, s_pad = (_rotated(x, per_day, np.zeros(1, dtype=np.int64))[0] for x in (a, s))
+            corr_pad = _Correlator(a_pad, s_pad, k_max)  # each rotation brings its own mask
+            parts = [
+                corr_pad.own_masks(_rotated(s, per_day, shifts[start : start + batch]))
+                for start in range(0, n_surrogates, batch)
+            ]
+        else:
+            draw = SURROGATES[method]
+            parts = [
+                corr(draw(s, min(batch, n_surrogates - start), rng))
+                for start in range(0, n_surrogates, batch)
+            ]
         r_surr = np.concatenate(parts, axis=0)
     lag_s = lags * step.total_seconds()
     table = pd.DataFrame({"lag_s": lag_s, "r": r})

@@ -153,13 +153,13 @@ def test_eca_rotation_keeps_clustered_series_calibrated():
 def _xcorr_rejections(make_pair, n: int, **kw) -> tuple[float, list[dict]]:
     index = pd.date_range(START, periods=n, freq="1h")
     rejected, prep = 0, []
+    kw = {"max_lag": "12h", "n_surrogates": 99} | kw
     for seed in range(SEEDS):
         rng = np.random.default_rng(seed)
         x, y = make_pair(rng, n, index)
         out = correlation.cross_correlation(
-            pd.Series(x, index=index), pd.Series(y, index=index),
-            max_lag="12h", n_surrogates=99, seed=seed, **kw,
-        )  # fmt: skip
+            pd.Series(x, index=index), pd.Series(y, index=index), seed=seed, **kw
+        )
         rejected += out["p_value"] <= ALPHA
         table = out["table"]
         prep.append(
@@ -249,6 +249,51 @@ def test_xcorr_iaaft_surrogates_on_skewed_series(method):
     rate, prep = _xcorr_rejections(skewed, 240, surrogates=method)
     assert _calibrated(rate), rate
     assert prep[0]["surrogates"] == method
+
+
+def _phases_and_swarm(rng: np.random.Generator, n: int, index: pd.DatetimeIndex):
+    """Independent bursty series: a daytime-only emission share in eruptive phases of
+    1-3 days (0 between them), and log RSAM as AR(1) with 2-day swarms on top."""
+    days = n // 24
+    hour = index.hour.to_numpy()
+    share = np.zeros(n)
+    for _ in range(rng.poisson(2 * days / 30) + 1):
+        start, length = rng.integers(0, n - 24), rng.integers(24, 72)
+        share[start : start + length] = rng.beta(2, 3, share[start : start + length].size)
+    share[(hour < 7) | (hour >= 17)] = np.nan
+    rsam = 0.2 * _ar1(rng, n, 0.9)
+    for _ in range(max(1, rng.poisson(days / 30))):
+        start = rng.integers(0, n - 48)
+        rsam[start : start + 48] += 1.5 * np.abs(_ar1(rng, 48, 0.8))
+    return share, rsam
+
+
+def _heavy_tailed(rng: np.random.Generator, n: int, _):
+    """Independent AR(1) pairs (phi 0.8) driven by Student-t(1.5) noise: infinite variance."""
+    return tuple(signal.lfilter([1.0], [1.0, -0.8], rng.standard_t(1.5, n)) for _ in "as")
+
+
+def test_xcorr_bursts_in_both_series_need_the_rotation():
+    """Eruptive phases against swarms, independent, 40 days: phase surrogates spread a
+    swarm's power over the record and reject too often; turning RSAM round the record
+    by whole days (what auto picks at ±12 h from 40 days) keeps the bursts and the rate."""
+    n = 40 * 24
+    rate, prep = _xcorr_rejections(_phases_and_swarm, n)
+    assert _calibrated(rate), rate
+    assert {p["surrogates"] for p in prep} == {"rotation"}
+    phase, _ = _xcorr_rejections(_phases_and_swarm, n, surrogates="phase")
+    assert phase > 0.09, phase
+
+
+def test_xcorr_heavy_tails_need_the_rotation():
+    """Infinite-variance noise, 40 days: a few outlier pairs make r; rotations keep the
+    values and stay calibrated, phase surrogates (Gaussian) do not."""
+    n = 40 * 24
+    rate, prep = _xcorr_rejections(_heavy_tailed, n)
+    assert _calibrated(rate), rate
+    assert {p["surrogates"] for p in prep} == {"rotation"}
+    phase, _ = _xcorr_rejections(_heavy_tailed, n, surrogates="phase")
+    assert phase > 0.09, phase
 
 
 def _plume_heights(rng: np.random.Generator, days: int) -> np.ndarray:

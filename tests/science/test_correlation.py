@@ -114,3 +114,66 @@ def test_refine_peak_of_a_sampled_parabola():
     se = (1 - 0.8**2) / 20
     assert unc == pytest.approx(np.sqrt(2 * se / 0.04))
     assert np.isnan(correlation.refine_peak(r, 0, 400)[1])  # peak at the edge: no refinement
+
+
+def test_rotation_surrogates_turn_rsam_by_every_whole_day(rng):
+    """60 days at ±12 h: auto picks the rotation, uses all 59 turns, and finds the lag."""
+    n, lag_bins = 24 * 60, 5
+    index = pd.date_range("2024-01-01", periods=n, freq="1h")
+    driver = _ar1(rng, n + lag_bins, phi=0.9)
+    seismic = pd.Series(driver[lag_bins:], index=index)
+    act = pd.Series(driver[:n] + 0.5 * rng.standard_normal(n), index=index)
+    act[index.hour < 6] = np.nan
+    out = correlation.cross_correlation(act, seismic, max_lag="12h", n_surrogates=499)
+    assert out["preprocessing"]["surrogates"] == "rotation"
+    assert out["preprocessing"]["surrogates_requested"] == "auto"
+    assert out["n_surrogates"] == 59
+    assert out["best_lag_s"] == lag_bins * 3600
+    assert out["p_value"] == pytest.approx(1 / 60)  # above every turn: the finest p there is
+    fewer = correlation.cross_correlation(act, seismic, max_lag="12h", n_surrogates=20, seed=3)
+    assert fewer["n_surrogates"] == 20
+    assert fewer["p_value"] == pytest.approx(1 / 21)
+
+
+def test_each_rotation_brings_its_own_gaps(rng):
+    """A turned series moves its NaNs with it: r per lag equals direct Pearson."""
+    per_day, days = 24, 5
+    a = rng.standard_normal(per_day * days - 7)  # a partial last day, padded with NaN
+    s = rng.standard_normal(a.size) + np.roll(a, 2)
+    a[[3, 40, 41]] = np.nan
+    s[10:20] = np.nan
+    k_max = 6
+    a_pad, s_pad = (np.r_[x, np.full(7, np.nan)] for x in (a, s))
+    corr = correlation._Correlator(a_pad, s_pad, k_max)
+    turned = correlation._rotated(s, per_day, np.array([2]))
+    r = corr.own_masks(turned)[0]
+    for k, rk in zip(range(-k_max, k_max + 1), r, strict=True):
+        y = np.roll(s_pad, 2 * per_day)
+        x, y = (a_pad[k:], y[: y.size - k]) if k >= 0 else (a_pad[:k], y[-k:])
+        ok = np.isfinite(x) & np.isfinite(y)
+        assert rk == pytest.approx(stats.pearsonr(x[ok], y[ok])[0], abs=1e-9)
+
+
+def test_rotation_on_a_short_record_is_coarse_and_says_so(rng):
+    index = pd.date_range("2024-01-01", periods=24 * 3, freq="1h")
+    x, y = (pd.Series(rng.standard_normal(index.size), index=index) for _ in "xy")
+    auto = correlation.cross_correlation(x, y, max_lag="12h", n_surrogates=99)
+    assert auto["preprocessing"]["surrogates"] == "phase"  # 3 days: rotations too few
+    out = correlation.cross_correlation(x, y, max_lag="12h", surrogates="rotation")
+    assert out["n_surrogates"] == 2
+    assert out["p_value"] >= 1 / 3
+    odd = pd.date_range("2024-01-01", periods=50, freq="7h")  # 7 h bins do not divide a day
+    z = pd.Series(rng.standard_normal(odd.size), index=odd)
+    with pytest.raises(ValueError, match="rotation surrogates need a record of two days"):
+        correlation.cross_correlation(z, z, max_lag="14h", surrogates="rotation")
+    with pytest.raises(ValueError, match="unknown surrogates 'shuffle'; use one of auto, rot"):
+        correlation.cross_correlation(x, y, surrogates="shuffle")
+
+
+def test_irregular_bins_are_refused(rng):
+    """Dropped night rows instead of NaN would make a lag of k rows mean different times."""
+    index = pd.date_range("2024-01-01", periods=24 * 4, freq="1h")
+    x = pd.Series(rng.standard_normal(index.size), index=index)
+    day = x[(index.hour >= 6) & (index.hour < 18)]
+    with pytest.raises(ValueError, match=r"activity bins are not regular: 3 step\(s\) differ"):
+        correlation.cross_correlation(day, x, max_lag="6h", n_surrogates=9)
