@@ -21,11 +21,14 @@ from scipy import stats
 
 from plumenet.science.correlation import bin_step
 from plumenet.science.eca_null import (
+    CLUSTER_ALPHA,
+    DAY_S,
     DayRotation,
     DayShift,
     ObservingMask,
     batch_rates,
     choose_null,
+    clustering_p,
     exceedance_p,
     holm,
     min_p_adjusted,
@@ -152,12 +155,16 @@ def coincidence_analysis(
     every event to a random day at the same time of day, onsets only to times that were
     ``observable`` (a bool series on the activity bins; default: any time); it keeps no
     clustering. ``auto``: rotation on records of
-    :data:`~plumenet.science.eca_null.ROTATION_MIN_DAYS` days or more. Per cell,
+    :data:`~plumenet.science.eca_null.ROTATION_MIN_DAYS` days or more, and on shorter ones
+    when the onsets or the events cluster from day to day
+    (:func:`~plumenet.science.eca_null.clustering_p` below
+    :data:`~plumenet.science.eca_null.CLUSTER_ALPHA`, against the day-shift draws). Per cell,
     ``*_p_shuffle = (1 + #{rate* >= rate}) / (1 + n)`` over the ``n`` surrogates;
     ``*_p_family`` is the min-p (Westfall-Young) adjustment over the whole grid of
     windows, lags and both rates, ``*_p_poisson_holm`` Holm's adjustment of the analytic
     p-values. The smallest ``*_p_family`` is the one family-wise answer for the grid.
-    ``table.attrs`` holds ``eca_null`` (the null used) and ``n_surrogates``.
+    ``table.attrs`` holds ``eca_null`` (the null used), ``eca_null_reason`` (why, in
+    words) and ``n_surrogates``.
     """
     a = _as_seconds(onsets)
     b = _as_seconds(events)
@@ -165,6 +172,8 @@ def coincidence_analysis(
     t0 = naive_utc(start).value / 1e9 if start is not None else (both.min() if both.size else 0.0)
     t1 = naive_utc(end).value / 1e9 if end is not None else (both.max() if both.size else 0.0)
     used = choose_null(null, t0, t1)
+    days = f"{(t1 - t0) / DAY_S:.3g}-day record"
+    reason = "asked for" if null != "auto" else days
     rng = np.random.default_rng(seed)
     cells = [
         (pd.Timedelta(w).total_seconds(), pd.Timedelta(x).total_seconds())
@@ -187,6 +196,18 @@ def coincidence_analysis(
     n_surrogates = 0
     if n_shuffles > 0 and a.size and b.size and cells:
         blocks: list[tuple[np.ndarray, np.ndarray]] = []
+        if used == "day-shift":
+            shifted = (
+                DayShift(a, t0, t1, _seconds_mask(observable)).draw(rng, n_shuffles),
+                DayShift(b, t0, t1).draw(rng, n_shuffles),
+            )
+            blocks.append(shifted)
+            if null == "auto" and t1 - t0 >= 2 * DAY_S:
+                p_a, p_b = (clustering_p(x, sx, t0) for x, sx in zip((a, b), shifted, strict=True))
+                clusters = f"day-to-day clustering p: onsets {p_a:.3g}, events {p_b:.3g}"
+                reason = f"{days}; {clusters}"
+                if min(p_a, p_b) < CLUSTER_ALPHA:  # the day shift would scatter the clusters
+                    used, blocks = "rotation", []
         if used == "rotation":  # the onsets stay as seen; the events turn round the record
             rotation = DayRotation(b, t0, t1)
             shifts = rotation.shifts(rng, n_shuffles)
@@ -195,11 +216,6 @@ def coincidence_analysis(
             for i in range(0, shifts.size, step):
                 sb = rotation.turned(shifts[i : i + step])
                 blocks.append((np.broadcast_to(a, (sb.shape[0], a.size)), sb))
-        else:
-            blocks.append((
-                DayShift(a, t0, t1, _seconds_mask(observable)).draw(rng, n_shuffles),
-                DayShift(b, t0, t1).draw(rng, n_shuffles),
-            ))  # fmt: skip
         parts = []
         for sa, sb in blocks:
             part = np.empty((sb.shape[0], 2 * len(cells)))
@@ -220,7 +236,7 @@ def coincidence_analysis(
     holm_p = holm(np.concatenate((table["precursor_p_poisson"], table["trigger_p_poisson"])))
     table["precursor_p_poisson_holm"], table["trigger_p_poisson_holm"] = np.split(holm_p, 2)
     table = table[[c for c in ECA_COLUMNS if c in table.columns]]
-    table.attrs.update(eca_null=used, n_surrogates=n_surrogates)
+    table.attrs.update(eca_null=used, n_surrogates=n_surrogates, eca_null_reason=reason)
     return table
 
 

@@ -135,6 +135,7 @@ def compare(
         "surrogates": surrogates,
         "eca_null": None,
         "eca_null_requested": eca_null,
+        "eca_null_reason": None,
         "eca_surrogates": None,
     }
     out: dict[str, object] = {
@@ -188,6 +189,7 @@ def compare(
             null=eca_null,
         )
         settings["eca_null"] = ECA_NULL_TEXT[eca.attrs["eca_null"]]
+        settings["eca_null_reason"] = eca.attrs["eca_null_reason"]
         settings["eca_surrogates"] = eca.attrs["n_surrogates"]
         tables["coincidence"] = eca
         out["coincidence"] = eca.to_dict(orient="records")

@@ -26,6 +26,10 @@ DAY_S = 86_400.0
 ROTATION_MIN_DAYS = 60
 #: The null models of :func:`plumenet.science.coincidence.coincidence_analysis`.
 NULLS = ("auto", "rotation", "day-shift")
+#: On a record shorter than :data:`ROTATION_MIN_DAYS`, ``auto`` still turns to the
+#: rotation when either series clusters from day to day at this level
+#: (:func:`clustering_p`): the day shift would scatter the clusters.
+CLUSTER_ALPHA = 0.05
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,34 @@ def choose_null(null: str, lo: float, hi: float) -> str:
             "at least 2 — use the day-shift null"
         )
     return null
+
+
+def daily_count_spread(rows: np.ndarray, lo: float) -> np.ndarray:
+    """Sum of squared per-day event counts of each row (events x days from ``lo``).
+
+    With the number of events fixed, this grows with the variance of the daily counts:
+    large when events come in clusters of hours to days.
+    """
+    rows = np.atleast_2d(rows)
+    if rows.shape[1] == 0:
+        return np.zeros(rows.shape[0])
+    day = np.floor((rows - lo) / DAY_S).astype(np.int64)
+    day -= day.min()
+    width = int(day.max()) + 1
+    flat = (day + width * np.arange(rows.shape[0])[:, None]).ravel()
+    counts = np.bincount(flat, minlength=width * rows.shape[0]).reshape(rows.shape[0], width)
+    return (counts.astype(np.float64) ** 2).sum(axis=1)
+
+
+def clustering_p(times: np.ndarray, day_shifted: np.ndarray, lo: float) -> float:
+    """p of "no clustering from day to day" for ``times`` against its day-shift
+    surrogates (:class:`DayShift`, the null that keeps no clustering):
+    ``(1 + #{spread* >= spread}) / (1 + n)`` with :func:`daily_count_spread`."""
+    if np.asarray(times).size < 3 or day_shifted.shape[0] == 0:
+        return 1.0
+    observed = daily_count_spread(np.sort(times)[None, :], lo)[0]
+    spread = daily_count_spread(day_shifted, lo)
+    return float((1 + np.sum(spread >= observed - 1e-9)) / (1 + spread.size))
 
 
 class DayRotation:

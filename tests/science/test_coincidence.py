@@ -128,7 +128,9 @@ def test_rotation_detects_precursors_of_clustered_series(rng):
         windows=["2h"], lags=["0h", "2h"], start=start,
         end=start + pd.Timedelta(days=days), n_shuffles=999,
     )  # fmt: skip
-    assert table.attrs == {"eca_null": "rotation", "n_surrogates": days - 1}
+    assert table.attrs["eca_null"] == "rotation"
+    assert table.attrs["n_surrogates"] == days - 1
+    assert table.attrs["eca_null_reason"] == f"{days}-day record"
     hit = table[table["lag_s"] == 7200].iloc[0]
     assert hit["precursor_p_shuffle"] <= 2 / days
     assert coincidence.family_p_value(table) <= 0.05
@@ -145,7 +147,8 @@ def test_rotation_surrogates_in_blocks_give_the_same_table(rng, monkeypatch):
     whole = coincidence.coincidence_analysis(onsets, events, **kw)
     monkeypatch.setattr(coincidence, "SURROGATE_BLOCK", 300)  # 3 shifts per block
     blocked = coincidence.coincidence_analysis(onsets, events, **kw)
-    assert whole.attrs == blocked.attrs == {"eca_null": "rotation", "n_surrogates": 50}
+    assert whole.attrs == blocked.attrs
+    assert (whole.attrs["eca_null"], whole.attrs["n_surrogates"]) == ("rotation", 50)
     pd.testing.assert_frame_equal(whole, blocked)
 
 
@@ -198,3 +201,31 @@ def test_superposed_epoch():
     assert np.isnan(epochs[2, -1])  # beyond the record
     assert table["n"].tolist() == [3, 3, 3, 3, 3, 2]
     assert table["mean"].iloc[3] == pytest.approx((10 + 48 + 98) / 3)
+
+
+def test_clustering_p_tells_swarms_from_scattered_events(rng):
+    """Against its own day-shift draws, a swarm series clusters; Poisson events do not."""
+    day, days = eca_null.DAY_S, 30
+    scattered = np.sort(rng.uniform(0, days * day, 40))
+    swarms = np.sort(np.concatenate([s + rng.exponential(3 * 3600, 20) for s in (3e5, 1.5e6)]))
+    p = {}
+    for name, times in {"scattered": scattered, "swarms": swarms}.items():
+        draws = eca_null.DayShift(times, 0.0, days * day).draw(rng, 199)
+        p[name] = eca_null.clustering_p(times, draws, 0.0)
+    assert p["swarms"] == pytest.approx(1 / 200)
+    assert p["scattered"] > 0.05
+    assert eca_null.clustering_p(swarms[:2], draws[:, :2], 0.0) == 1.0  # too few to tell
+
+
+def test_auto_says_why_it_chose_its_null(rng):
+    start = pd.Timestamp("2024-01-01")
+    onsets = start + pd.to_timedelta(np.sort(rng.uniform(0, 20, 25)), unit="D")
+    swarm = start + pd.to_timedelta(np.sort(4 + rng.exponential(0.1, 30)), unit="D")
+    kw = {"windows": ["6h"], "lags": ["0h"], "start": start, "n_shuffles": 99}
+    table = coincidence.coincidence_analysis(
+        onsets, swarm, end=start + pd.Timedelta(days=20), **kw
+    )
+    assert table.attrs["eca_null"] == "rotation"
+    assert table.attrs["n_surrogates"] == 19
+    assert table.attrs["eca_null_reason"].startswith("20-day record; day-to-day clustering p:")
+    assert "events 0.01" in table.attrs["eca_null_reason"]
