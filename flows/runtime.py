@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.events.worker import EventsWorker
@@ -27,6 +28,9 @@ from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_se
 
 from flows import server_db
 from plumenet.errors import ConfigError
+
+if TYPE_CHECKING:
+    from prefect.server.api.server import SubprocessASGIServer
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +129,45 @@ def _server_environment(home: Path, database: Path) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def _own_session_server() -> SubprocessASGIServer:
+    """Prefect's temporary-server process, started in a session of its own.
+
+    Ctrl-C in a terminal signals the whole foreground process group. The server used to
+    die with the run, and the command then spent minutes retrying its last log and event
+    uploads against a closed port. Outside the group it outlives the run's own stop, takes
+    the last uploads, and is stopped by :func:`prefect_api` as on any other exit.
+    """
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    import prefect  # noqa: PLC0415
+    from prefect.server.api.server import SubprocessASGIServer  # noqa: PLC0415
+
+    class OwnSessionServer(SubprocessASGIServer):
+        def _run_uvicorn_command(self) -> subprocess.Popen:
+            # prefect 3.8.8's command and environment, with start_new_session added
+            server_env = {
+                "PREFECT_UI_ENABLED": "0",
+                "PREFECT__SERVER_EPHEMERAL": "1",
+                "PREFECT__SERVER_FINAL": "1",
+            }
+            args = [
+                sys.executable, "-m", "uvicorn",
+                "--app-dir", str(prefect.__module_path__.parent),
+                "--factory", "prefect.server.api.server:create_app",
+                "--host", "127.0.0.1", "--port", str(self.port),
+                "--log-level", "error", "--lifespan", "on",
+            ]  # fmt: skip
+            env = {
+                **os.environ,
+                **server_env,
+                **get_current_settings().to_environment_variables(exclude_unset=True),
+            }
+            return subprocess.Popen(args, env=env, start_new_session=True)
+
+    return OwnSessionServer()
+
+
 @contextmanager
 def prefect_api() -> Iterator[str]:
     """Yield the Prefect API URL, starting a temporary local server when none is configured
@@ -133,14 +176,12 @@ def prefect_api() -> Iterator[str]:
     if url:
         yield url
         return
-    # The server (FastAPI, SQLAlchemy: ~1 s to import) loads only when no API is configured.
-    from prefect.server.api.server import SubprocessASGIServer  # noqa: PLC0415
-
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     home = Path(tempfile.mkdtemp(prefix="plumenet-prefect-"))
     database = home / "prefect.db"
     seeded = server_db.seed(database)  # an empty, migrated schema: ~6 s less to start
-    server = SubprocessASGIServer()
+    # The server (FastAPI, SQLAlchemy: ~1 s to import) loads only when no API is configured.
+    server = _own_session_server()
     try:
         with _server_environment(home, database):
             server.start(timeout=STARTUP_TIMEOUT_S)

@@ -8,6 +8,10 @@ import click
 
 from plumenet.errors import PlumenetError
 
+#: Exit code after Ctrl-C (128 + SIGINT, as shells report it): neither success (0), nor
+#: units left undone (1), nor bad input (2).
+INTERRUPTED_EXIT = 130
+
 
 def usage_error_line(err: click.UsageError, path: str = "plumenet") -> str:
     """Click's usage error (usage, hint, blank line, message) as one line: what went wrong,
@@ -46,3 +50,11 @@ class CommandGroup(click.Group):
         except PlumenetError as err:
             click.echo(f"error: {err}", err=True)
             sys.exit(err.exit_code)
+        except KeyboardInterrupt:
+            path = ctx.meta.get("plumenet.command_path", ctx.command_path)
+            click.echo(
+                f"interrupted: {path} stopped; what it finished is kept — run the same "
+                "command again to go on",
+                err=True,
+            )
+            sys.exit(INTERRUPTED_EXIT)

@@ -194,3 +194,53 @@ def test_driver_killed_mid_window_resumes_without_redoing_units(
     assert not redone & done_before
     # another process: its in-process worker's torch threads need not be the reference's
     _assert_same_results(read_arrays(store, "FLOW"), read_arrays(_store(ref_config), "FLOW"))
+
+
+def test_ctrl_c_stops_in_seconds_with_one_line_and_no_orphan_server(
+    archive, tiny_model_dir, tmp_path
+):
+    """Ctrl-C in a terminal signals the whole process group. The temporary Prefect server
+    runs in a session of its own, so it outlives the run's stop, takes its last uploads and
+    is stopped by the CLI: one line, exit 130, no traceback, no server left behind."""
+    import time
+
+    import psutil
+
+    config = _config(tmp_path, archive, tiny_model_dir)
+    store = _store(config)
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    cmd = [
+        sys.executable, "-m", "plumenet.cli", "backfill", "--config", str(config),
+        "--start", START, "--end", LAST_DAY, "--window", "30D", "--workers", "1",
+        "--max-in-flight", "1",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, env=env, start_new_session=True, stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    servers: list[psutil.Process] = []
+    try:
+        wait_for_status(store, "FLOW", minimum=1, timeout=240)
+        servers = [
+            p for p in psutil.Process(proc.pid).children(recursive=True)
+            if "prefect.server.api.server:create_app" in " ".join(p.cmdline())
+        ]  # fmt: skip
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        interrupted = time.monotonic()
+        _, stderr = proc.communicate(timeout=90)
+        took = time.monotonic() - interrupted
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        for server in servers:  # never leave one behind, whatever the test found
+            if server.is_running() and server.status() != psutil.STATUS_ZOMBIE:
+                server.kill()
+    assert len(servers) == 1
+    assert proc.returncode == 130, stderr[-2000:]
+    assert took < 45, took
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert " backfill stopped; what it finished is kept — run the same command" in stderr
+    assert not servers[0].is_running() or servers[0].status() == psutil.STATUS_ZOMBIE
+    assert 1 <= len(_done_units(store)) < UNITS
