@@ -25,7 +25,7 @@ from plumenet.anomaly.model import DEFAULT_CHANNELS, DEFAULT_EPS, PadimModel
 from plumenet.model.loaded import LoadedModel
 from plumenet.model.network import PlumeNet
 
-__all__ = ["fit_padim"]
+__all__ = ["baseline_shortfall", "fit_padim"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,26 @@ class _Moments:
         mean = self.s1 / n
         cov = (self.s2 - n * mean.unsqueeze(2) * mean.unsqueeze(1)) / max(n - 1, 1)
         return mean, 0.5 * (cov + cov.transpose(1, 2))
+
+
+def baseline_shortfall(n_samples: int, group_sizes: Sequence[int], eps: float) -> str | None:
+    """Why a baseline is too short for its Gaussians (``None``: it is not), as one line.
+
+    ``n`` frames give each patch position ``n`` samples, so its covariance has rank at most
+    ``n - 1``: with ``C`` channels per Gaussian and ``n <= C`` the fit still succeeds (the
+    ``eps * I`` regularisation makes it invertible), but every direction the baseline never
+    varied in scores by ``eps`` alone, so most normal frames look anomalous.
+    """
+    channels = max(group_sizes)
+    if n_samples > channels:
+        return None
+    return (
+        f"the baseline has {n_samples} frames for {channels} channels per Gaussian, so each "
+        f"patch covariance has rank at most {n_samples - 1} and is mostly the eps={eps:g} "
+        f"regularisation: scores will not be meaningful; fit on more than {channels} frames "
+        f"(several times more is better: widen --start/--end or raise --max-frames) or pass "
+        f"--channels below {n_samples}"
+    )
 
 
 def fit_padim(

@@ -121,7 +121,13 @@ def anomaly_group() -> None:
     help="Directory for the anomaly model (default: the camera's `anomaly_model`).",
 )
 @click.option("--layers", help="Backbone blocks, e.g. 4,8,12 (default: 1/3, 2/3 and last).")
-@click.option("--channels", default=100, show_default=True, help="Random channels kept.")
+@click.option(
+    "--channels",
+    default=100,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Random channels kept.",
+)
 @click.option(
     "--mode",
     type=click.Choice(["concat", "weighted"]),
@@ -162,9 +168,10 @@ def anomaly_group() -> None:
     "--max-frames",
     default=2000,
     show_default=True,
+    type=click.IntRange(min=0),
     help="Use at most this many baseline frames, evenly spread (0 = all).",
 )
-@click.option("--batch-size", default=16, show_default=True)
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1))
 @click.option("--weights", "weights", help="Segmentation model (default: the config's `model`).")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto).")
 def fit_command(
@@ -188,10 +195,12 @@ def fit_command(
 ) -> None:
     """Fit a camera's anomaly model on a baseline period of normal (quiet) frames."""
     from plumenet.anomaly.files import save_padim
-    from plumenet.anomaly.fit import fit_padim
+    from plumenet.anomaly.fit import baseline_shortfall, fit_padim
     from plumenet.errors import ConfigError
+    from plumenet.model.device import check_device
     from plumenet.model.weights import load_model
 
+    check_device(device)
     cfg, cam = _camera(config, camera)
     target = out or cam.anomaly_model
     if not target:
@@ -239,6 +248,9 @@ def fit_command(
         f"{padim.mode}, {padim.distance}, image score {padim.reduction}"
         f"{_weights_note(padim)}) -> {path}"
     )
+    shortfall = baseline_shortfall(padim.n_samples, padim.group_sizes, padim.eps)
+    if shortfall:
+        click.echo(f"warning: camera {cam.id!r}: {shortfall}", err=True)
     if loaded.is_demo:
         click.echo("note: made with the bundled demo model (synthetic scenes) - demo/test only")
 
@@ -271,7 +283,7 @@ def _scorer(model_dir: str, weights: str | None, device: str | None) -> Any:
 @anomaly_group.command("score")
 @click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--weights", help="Segmentation model (default: the one the model was fitted with).")
-@click.option("--batch-size", default=16, show_default=True)
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1))
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto).")
 @click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True))
 def score_command(
@@ -284,6 +296,9 @@ def score_command(
     """Print the anomaly score of each image (path<TAB>score; unreadable: nan)."""
     import pandas as pd
 
+    from plumenet.model.device import check_device
+
+    check_device(device)
     scorer, _ = _scorer(model_dir, weights, device)
     df = pd.DataFrame({"path": list(images)})
     skipped: list[str] = []
@@ -339,13 +354,13 @@ def _read_truth(path: str) -> pd.DataFrame:
     help="Largest time difference when matching the truth on time.",
 )
 @click.option("--weights", help="Segmentation model (default: the config's `model`).")
-@click.option("--batch-size", default=16, show_default=True)
-@click.option("--device", default=None)
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1))
+@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto).")
 @click.option(
     "--scores",
     "scores_out",
     type=click.Path(dir_okay=False),
-    help="Also write time,path,score,label to this CSV.",
+    help="Also write time,path,size,score,label to this CSV (size: file bytes).",
 )
 def evaluate_command(
     model_dir: str | None,
@@ -366,8 +381,10 @@ def evaluate_command(
 
     from plumenet.anomaly.evaluation import auroc, labels_from_truth
     from plumenet.errors import ConfigError
+    from plumenet.model.device import check_device
     from plumenet.timeutil import CSV_TIME_FORMAT
 
+    check_device(device)
     cfg, cam = _camera(config, camera)
     model_dir = model_dir or cam.anomaly_model
     if not model_dir:

@@ -75,8 +75,10 @@ def run_predict(
     from plumenet.inference.decode import decode_rgb, resize_frame
     from plumenet.inference.overlay import overlay_png
     from plumenet.inference.predictor import Predictor
+    from plumenet.model.device import check_device
     from plumenet.model.weights import load_model
 
+    check_device(device)  # a GPU this machine lacks: exit 2 before any output
     loaded = load_model(model, device=device)  # WeightsError -> exit 2 before any output
     predictor = Predictor(loaded, device=device, batch_size=batch_size)
     size = predictor.input_size

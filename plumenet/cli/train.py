@@ -19,10 +19,33 @@ log = logging.getLogger(__name__)
 _Command = TypeVar("_Command", bound=Callable[..., Any])
 
 
-def _path_option(flag: str, help_text: str, **kwargs: Any) -> Callable[[_Command], _Command]:
-    """``--NAME PATH``, passed to the command as the :class:`~pathlib.Path` parameter ``NAME``."""
+def _path_option(
+    flag: str, help_text: str, *, folder: bool = False, **kwargs: Any
+) -> Callable[[_Command], _Command]:
+    """``--NAME PATH``, passed to the command as the :class:`~pathlib.Path` parameter ``NAME``;
+    ``folder``: an existing file there is a usage error before any work."""
     name = flag.removeprefix("--")
-    return click.option(flag, name, type=click.Path(path_type=Path), help=help_text, **kwargs)
+    path_type = click.Path(path_type=Path, file_okay=not folder)
+    return click.option(flag, name, type=path_type, help=help_text, **kwargs)
+
+
+def _make_out_dir(out: Path) -> None:
+    """Create ``--out`` now, so that an unwritable one fails before the long work."""
+    from plumenet.errors import ConfigError
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(
+            f"--out {out}: cannot create this folder ({err.strerror or err}); pass a folder "
+            "path that is writable and not below a file"
+        ) from err
+
+
+def _check_device(device: str | None) -> None:
+    from plumenet.model.device import check_device
+
+    check_device(device)
 
 
 def _device_option(help_text: str) -> Callable[[_Command], _Command]:
@@ -30,23 +53,36 @@ def _device_option(help_text: str) -> Callable[[_Command], _Command]:
     return click.option("--device", default=None, help=help_text)
 
 
-def _base_model(spec: str, device: str | None) -> tuple[PlumeNet, str]:
-    """A model to start from: a weights spec (``demo``, DIR, hf:..., file) or a config name."""
+def _base_model(spec: str, device: str | None) -> tuple[PlumeNet, str, dict[str, Any]]:
+    """A model to start from: a weights spec (``demo``, DIR, hf:..., file) or a config name;
+    with what it passes on to the trained model's metadata."""
     from plumenet.model.registry import MODEL_CONFIGS, build_model
     from plumenet.model.weights import load_model
 
     if spec != "demo" and spec in MODEL_CONFIGS and not Path(spec).exists():
         cfg = MODEL_CONFIGS[spec]
         model = build_model(cfg, pretrained=cfg.hf_backbone is not None, seed=0)
-        return model, f"{spec} (new head)"
+        return model, f"{spec} (new head)", {}
     loaded = load_model(spec, device=device)
-    return loaded.model, f"{loaded.model_id} ({spec})"
+    return loaded.model, f"{loaded.model_id} ({spec})", inherited_metadata(loaded.is_demo, spec)
+
+
+def inherited_metadata(base_is_demo: bool, base: str) -> dict[str, Any]:
+    """What a trained model keeps of its base: a demo backbone (synthetic scenes only) stays
+    marked ``demo``, so predictions and stores made with the fine-tuned model still say so."""
+    if not base_is_demo:
+        return {}
+    return {
+        "demo": True,
+        "description": f"fine-tuned from the demo model ({base}), whose backbone was trained on "
+        "synthetic scenes only; for trying the software, not for science",
+    }
 
 
 def _load_dataset(data: Path, mask_classes: str) -> SegmentationDataset:
     """Images with ``NAME_mask.png`` masks below ``data`` if there are any, else LabelMe files."""
     from plumenet.errors import ConfigError
-    from plumenet.training.datasets import read_mask_pairs
+    from plumenet.training.datasets import images_without_masks, read_mask_pairs
     from plumenet.training.labelme import LabelMeDataset, index_labelme_dir
 
     if not data.is_dir():
@@ -54,6 +90,14 @@ def _load_dataset(data: Path, mask_classes: str) -> SegmentationDataset:
     if any(data.rglob("*_mask.png")):
         ds = read_mask_pairs(data, mask_classes)
         if len(ds):
+            unmasked = images_without_masks(data)
+            if unmasked:
+                click.echo(
+                    f"warning: {len(unmasked)} image(s) under {data} have no NAME_mask.png "
+                    f"and are not evaluated (e.g. {unmasked[0]}); add their masks, or move "
+                    "them out of --data",
+                    err=True,
+                )
             return ds
     return LabelMeDataset(index_labelme_dir(data))
 
@@ -92,7 +136,10 @@ def _print_table(metrics: dict[str, Any]) -> None:
     required=True,
 )
 @_path_option(
-    "--out", "Model directory to write (resumes if it holds a checkpoint).", required=True
+    "--out",
+    "Model directory to write (resumes if it holds a checkpoint).",
+    folder=True,
+    required=True,
 )
 @click.option(
     "--from",
@@ -146,6 +193,7 @@ def train_command(
     from plumenet.training.labelme import LabelMeDataset, index_labelme_dir, split_by_viewpoint
     from plumenet.training.loop import TrainConfig, TrainEvent, train
 
+    _check_device(device)
     samples = index_labelme_dir(data)
     tr, va, te = split_by_viewpoint(samples, seed=seed)
     if not tr or not va:
@@ -166,8 +214,8 @@ def train_command(
         seed=seed,
         device=device,
     )
-    model, described = _base_model(base, device)
-    out.mkdir(parents=True, exist_ok=True)
+    model, described, inherited = _base_model(base, device)
+    _make_out_dir(out)
     split = {
         name: [str(s.json_path) for s in part]
         for name, part in (("train", tr), ("validation", va), ("test", te))
@@ -176,6 +224,11 @@ def train_command(
     click.echo(
         f"training from {described}: {len(tr)} train, {len(va)} validation, {len(te)} test images"
     )
+    if inherited.get("demo"):
+        click.echo(
+            "note: the demo backbone was trained on synthetic scenes only; the trained model "
+            "stays marked as a demo model (pass --from with real weights for science)"
+        )
     with Progress(
         TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
         BarColumn(),
@@ -206,6 +259,7 @@ def train_command(
             progress=report,
             model_id=out.name or "plumenet-finetuned",
             metadata={
+                **inherited,
                 "data": str(data),
                 "base": base,
                 "split": {k: len(v) for k, v in split.items()},
@@ -241,6 +295,7 @@ def train_command(
 @_path_option(
     "--out",
     "Folder for metrics.json, CSVs and PNG.",
+    folder=True,
     default=Path("evaluation"),
     show_default=True,
 )
@@ -260,8 +315,10 @@ def evaluate_command(
     from plumenet.model.weights import load_model
     from plumenet.training.evaluate import evaluate_model, write_evaluation
 
+    _check_device(device)
     dataset = _load_dataset(data, mask_classes)
     loaded = load_model(spec, device=device)
+    _make_out_dir(out)
     with progress(len(dataset), "evaluate", "images") as advance:
         metrics = evaluate_model(loaded, dataset, on_image=advance)
     metrics["model"] = loaded.describe()

@@ -123,7 +123,9 @@ class TorchScriptPlumeNet(PlumeNet):
 def load_torchscript(path: Path, device: torch.device, spec: str) -> LoadedModel:
     """A TorchScript file -> :class:`~plumenet.model.loaded.LoadedModel` (digest of the file).
 
-    Without an identity inside the file the published 518 x 518 ViT-S/14 config is assumed.
+    Without an identity inside the file the published 518 x 518 ViT-S/14 config is assumed
+    and checked by one forward pass now: a file traced at another size would otherwise fail
+    with a TorchScript traceback in the middle of a run.
     """
     log.warning(
         "loading TorchScript file %s: TorchScript executes code from the file; "
@@ -154,6 +156,8 @@ def load_torchscript(path: Path, device: torch.device, spec: str) -> LoadedModel
         )
     scripted.eval()
     model = TorchScriptPlumeNet(scripted, cfg).to(device).eval()
+    if "config" not in info:
+        _probe(model, path)
     return LoadedModel(
         model=model,
         model_id=str(info.get("model_id") or path.stem),
@@ -163,3 +167,30 @@ def load_torchscript(path: Path, device: torch.device, spec: str) -> LoadedModel
         source=spec,
         metadata={"format": "torchscript"},
     )
+
+
+def _probe(model: TorchScriptPlumeNet, path: Path) -> None:
+    """Run a file without identity once at the assumed input size; a mismatch is a
+    :class:`WeightsError` naming the size, not a TorchScript traceback mid-run."""
+    cfg = model.config
+    size, classes = cfg.input_size, cfg.num_classes
+    fix = (
+        f"trace it at {size} x {size} with {classes} output classes, or export it with "
+        "plumenet.model.torchscript.export_torchscript, which records its input size"
+    )
+    x = torch.zeros(1, 3, size, size, device=model.device)
+    try:
+        with torch.inference_mode():
+            out = model.forward(x)
+    except RuntimeError as err:  # torch.jit errors are RuntimeErrors
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        reason = lines[-1] if lines else err.__class__.__name__
+        raise WeightsError(
+            f"TorchScript file {path} records no plumenet identity and does not run at the "
+            f"assumed {size} x {size} input ({reason}); {fix}"
+        ) from err
+    if out.shape[1] != classes:
+        raise WeightsError(
+            f"TorchScript file {path} returns {out.shape[1]} classes, not the {classes} "
+            f"plumenet classes; {fix}"
+        )

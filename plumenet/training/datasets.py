@@ -28,6 +28,7 @@ __all__ = [
     "ArrayDataset",
     "ListDataset",
     "SegmentationDataset",
+    "images_without_masks",
     "read_mask_pairs",
 ]
 
@@ -135,4 +136,24 @@ def read_mask_pairs(
             )
         pairs.append((image, mask.astype(np.uint8)))
         names.append(str(images[0]))
+    if pairs and all((m == IGNORE_INDEX).all() for _, m in pairs):
+        raise ConfigError(
+            f"{directory}: the {len(pairs)} NAME_mask.png mask(s) hold no labelled pixels (all "
+            f"{IGNORE_INDEX} = unlabelled), so there is nothing to evaluate; write class indices "
+            "into the masks (0-5, or 0-7 with --mask-classes label)"
+        )
     return ListDataset(pairs, names)
+
+
+def images_without_masks(directory: Path) -> list[Path]:
+    """Images below ``directory`` with no ``NAME_mask.png`` beside them (sorted): what
+    :func:`read_mask_pairs` leaves out, for the caller to report rather than skip silently."""
+    masked = {p.with_name(p.name[: -len("_mask.png")]) for p in directory.rglob("*_mask.png")}
+    return sorted(
+        p
+        for p in directory.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES
+        and not p.name.endswith("_mask.png")
+        and p.with_suffix("") not in masked
+        and p.is_file()
+    )

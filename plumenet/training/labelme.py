@@ -201,6 +201,14 @@ def _read_doc(path: Path) -> dict[str, Any]:
     return doc
 
 
+def _image_path(json_path: Path, image_path: object) -> Path:
+    """Where ``imagePath`` points: relative to the JSON file's folder (LabelMe writes
+    ``a.jpg``, ``images/a.jpg`` or ``../images/a.jpg``, with ``\\`` on Windows)."""
+    if not image_path:
+        return json_path.with_suffix("")
+    return (json_path.parent / str(image_path).replace("\\", "/")).resolve()
+
+
 def load_labelme(
     path: str | Path,
     *,
@@ -213,9 +221,7 @@ def load_labelme(
     """
     path = Path(path)
     doc = _read_doc(path)
-    image_path = path.with_name(str(doc.get("imagePath") or path.stem))
-    if doc.get("imagePath"):
-        image_path = (path.parent / str(doc["imagePath"]).replace("\\", "/")).resolve()
+    image_path = _image_path(path, doc.get("imagePath"))
     if doc.get("imageData"):
         try:
             data = base64.b64decode(doc["imageData"], validate=False)
@@ -230,7 +236,8 @@ def load_labelme(
         except OSError as err:
             raise LabelMeError(
                 f"{path}: image {doc['imagePath']!r} not found at {image_path}; "
-                "keep images beside their JSON files or embed them (imageData)"
+                "imagePath is read relative to the JSON file's folder: move the image "
+                "there, fix imagePath, or embed the image (imageData)"
             ) from err
         image = _decode_image(data, str(image_path))
     height, width = image.shape[:2]
@@ -275,12 +282,14 @@ class LabelMeRef:
 
 def index_labelme_dir(directory: str | Path) -> list[LabelMeRef]:
     """Every LabelMe ``*.json`` under ``directory`` (recursively, sorted by path), with its
-    camera and viewpoint, without decoding images. JSON files without ``shapes`` are skipped."""
+    camera and viewpoint, without decoding images. JSON files without ``shapes`` are skipped;
+    external images that do not exist are an error now, not after hours of training."""
     root = Path(directory)
     if not root.is_dir():
         raise ConfigError(f"data directory {root} does not exist; pass a folder of LabelMe files")
     files = sorted(p for p in root.rglob("*.json") if not p.name.startswith("."))
     refs = []
+    missing: list[tuple[Path, str, Path]] = []
     for f in files:
         try:
             doc = json.loads(f.read_text(encoding="utf-8"))
@@ -289,8 +298,19 @@ def index_labelme_dir(directory: str | Path) -> list[LabelMeRef]:
         if not isinstance(doc, dict) or "shapes" not in doc:
             log.info("skipping %s: not a LabelMe file", f)
             continue
+        image = _image_path(f, doc.get("imagePath"))
+        if not doc.get("imageData") and doc.get("imagePath") and not image.is_file():
+            missing.append((f, str(doc["imagePath"]), image))
         camera, viewpoint = _camera_viewpoint(doc, f, root)
         refs.append(LabelMeRef(f, camera, viewpoint, root))
+    if missing:
+        f, name, image = missing[0]
+        raise LabelMeError(
+            f"{len(missing)} of {len(files)} LabelMe file(s) under {root} name an image that "
+            f"does not exist, e.g. {f}: imagePath {name!r} -> {image}; imagePath is read "
+            "relative to the JSON file's folder: fix imagePath, move the images, or embed "
+            "them (imageData)"
+        )
     if not refs:
         raise ConfigError(
             f"no LabelMe files (*.json with 'shapes') under {root}; label images with LabelMe "

@@ -128,6 +128,13 @@ def test_cli_fit_score_evaluate(tiny, tmp_path: Path):
         "fitted on 12 frames (layers 1,2, 16 channels, concat, mahalanobis, image score blur)"
         in result.output
     )
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: camera 'TST': the baseline has 12 frames for 16 channels per Gaussian, so each "
+        "patch covariance has rank at most 11 and is mostly the eps=0.01 regularisation: scores "
+        "will not be meaningful; fit on more than 16 frames (several times more is better: "
+        "widen --start/--end or raise --max-frames) or pass --channels below 12"
+    ]
     padim = load_padim(tmp_path / "padim")
     assert padim.backbone_info["model_id"] == "tiny-test"
     assert (padim.distance, padim.reduction, padim.sigma) == ("mahalanobis", "blur", 4.0)
@@ -154,6 +161,7 @@ def test_cli_fit_score_evaluate(tiny, tmp_path: Path):
     )
     assert result.exit_code == 0, result.output
     assert "weighted, nlml, image score max, layer weights 0.250,0.750)" in result.output
+    assert "warning:" not in result.stderr  # 12 frames for 8 channels per layer's Gaussian
     wnlml = load_padim(tmp_path / "wnlml")
     assert (wnlml.mode, wnlml.distance, wnlml.reduction) == ("weighted", "nlml", "max")
     assert wnlml.weights.tolist() == [0.25, 0.75] and wnlml.sigma == 2.5
@@ -244,3 +252,29 @@ def test_emissions_score_above_quiet_frames_on_a_fixed_camera():
     quiet = scorer.score_frames(_camera_frames(103, 24, size, active=False))
     value = auroc(np.r_[active, quiet], np.r_[np.ones(24), np.zeros(24)])
     assert value >= 0.9, f"AUROC {value:.3f}"
+
+
+def test_cli_rejects_bad_numbers_and_missing_devices_before_any_work(tmp_path: Path):
+    import torch
+    from click.testing import CliRunner
+
+    from plumenet.cli import main
+
+    runner = CliRunner()
+    fit = ["anomaly", "fit", "--config", str(tmp_path / "none.yaml"), "--camera", "X"]
+    fit += ["--start", "2024-01-01", "--end", "2024-01-01"]
+    for option, value in (("--max-frames", "-1"), ("--channels", "0"), ("--batch-size", "0")):
+        result = runner.invoke(main, [*fit, option, value])
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1, result.output
+        assert lines[0].startswith("error: ") and "anomaly fit: Invalid value for" in lines[0]
+        assert f"'{option}'" in lines[0]
+    if torch.cuda.is_available():
+        return
+    image = tmp_path / "a.png"
+    image.write_bytes(b"")
+    for args in (fit, ["anomaly", "score", "--model", str(tmp_path), str(image)]):
+        result = runner.invoke(main, [*args, "--device", "cuda"])
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1, result.output
+        assert lines[0].startswith("error: --device cuda: this machine has no CUDA device")

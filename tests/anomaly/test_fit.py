@@ -57,3 +57,15 @@ def test_fitted_nlml_is_the_logpdf_under_the_baseline_sample_gaussian(tiny, rng)
         cov = np.cov(base[:, :, i, j], rowvar=False) + padim.eps * np.eye(6)
         gauss = multivariate_normal(base[:, :, i, j].mean(axis=0), cov)
         np.testing.assert_allclose(got[:, i, j], -gauss.logpdf(new[:, :, i, j]), rtol=1e-3)
+
+
+def test_baseline_shortfall_when_frames_do_not_exceed_channels():
+    from plumenet.anomaly.fit import baseline_shortfall
+
+    assert baseline_shortfall(101, (100,), 0.01) is None
+    assert baseline_shortfall(30, (8, 8, 8), 0.01) is None  # weighted: per-layer Gaussians
+    problem = baseline_shortfall(2, (100,), 0.01)
+    assert problem is not None
+    assert problem.startswith("the baseline has 2 frames for 100 channels per Gaussian")
+    assert "rank at most 1" in problem and "--channels below 2" in problem
+    assert baseline_shortfall(100, (40, 100), 0.01) is not None  # the largest group counts

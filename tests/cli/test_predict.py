@@ -150,3 +150,24 @@ def test_same_stem_twice_does_not_overwrite(tmp_path, model_dir):
         "cam_2.json",
         "cam_2_overlay.png",
     }
+
+
+@pytest.mark.parametrize("device", ["cuda", "gpu"])
+def test_device_this_machine_lacks_is_one_line_and_writes_nothing(tmp_path, model_dir, device):
+    import torch
+
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    path, _ = model_dir
+    good_png, _, _ = _images(tmp_path)
+    out = tmp_path / "out"
+    args = ["predict", str(good_png), "--model", str(path), "--out", str(out), "--device", device]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    expected = {
+        "cuda": "error: --device cuda: this machine has no CUDA device torch can use",
+        "gpu": "error: --device 'gpu' is not a device: use cpu, cuda, cuda:N, mps or auto",
+    }[device]
+    assert len(lines) == 1 and lines[0].startswith(expected), lines
+    assert not out.exists()

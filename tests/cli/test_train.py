@@ -216,3 +216,126 @@ def test_evaluate_missing_data_dir(tmp_path):
     )
     assert result.exit_code == 2
     assert "is not a directory" in result.output
+
+
+def _one_error_line(result):
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    return lines[0]
+
+
+def _moved_images(root, image_path):
+    """Two viewpoints of LabelMe files whose images live at ``image_path`` (``{name}``)."""
+    rng = np.random.default_rng(4)
+    for v in range(2):
+        folder = root / "labels" / f"view{v}"
+        folder.mkdir(parents=True)
+        for k in range(2):
+            json_path = folder / f"img{k}.json"
+            _scene(json_path, rng)
+            target = (folder / image_path.format(name=f"v{v}_{k}.png")).resolve()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            json_path.with_suffix(".png").rename(target)
+            doc = json.loads(json_path.read_text())
+            doc["imagePath"] = image_path.format(name=f"v{v}_{k}.png")
+            json_path.write_text(json.dumps(doc))
+    return root / "labels"
+
+
+@pytest.mark.parametrize("image_path", ["images/{name}", "../../images/{name}"])
+def test_evaluate_reads_image_paths_relative_to_the_json(tiny_dir, tmp_path, image_path):
+    data = _moved_images(tmp_path, image_path)
+    ev = tmp_path / "ev"
+    args = ["evaluate", "--model", str(tiny_dir), "--data", str(data), "--out", str(ev)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads((ev / "metrics.json").read_text())["n_images"] == 4
+    next(tmp_path.rglob("v0_0.png")).unlink()
+    line = _one_error_line(CliRunner().invoke(main, args))
+    assert line.startswith("error: 1 of 4 LabelMe file(s) under") and "relative to the JSON" in line
+    train = ["train", "--data", str(data), "--out", str(tmp_path / "m"), "--from", str(tiny_dir)]
+    assert "1 of 4 LabelMe file(s)" in _one_error_line(CliRunner().invoke(main, train))
+    assert not (tmp_path / "m").exists()
+
+
+def test_device_this_machine_lacks_fails_before_any_work(labelled, tiny_dir, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    ev, model = tmp_path / "ev", tmp_path / "m"
+    runs = {
+        "cuda": ["evaluate", "--model", str(tiny_dir), "--data", str(labelled), "--out", str(ev)],
+        "gpu": ["train", "--data", str(labelled), "--out", str(model), "--from", str(tiny_dir)],
+    }
+    for device, args in runs.items():
+        line = _one_error_line(CliRunner().invoke(main, [*args, "--device", device]))
+        assert line.startswith(f"error: --device {device if device == 'cuda' else repr(device)}")
+    assert not ev.exists() and not model.exists()
+
+
+def test_out_that_is_a_file_fails_before_any_work(labelled, tiny_dir, tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("keep me")
+    for args in (
+        ["evaluate", "--model", str(tiny_dir), "--data", str(labelled), "--out", str(taken)],
+        ["train", "--data", str(labelled), "--out", str(taken), "--from", str(tiny_dir)],
+    ):
+        line = _one_error_line(CliRunner().invoke(main, args))
+        assert f"Invalid value for '--out': Directory '{taken}' is a file" in line
+        assert taken.read_text() == "keep me"
+    below = taken / "sub"
+    args = ["evaluate", "--model", str(tiny_dir), "--data", str(labelled), "--out", str(below)]
+    line = _one_error_line(CliRunner().invoke(main, args))
+    assert line.startswith(f"error: --out {below}: cannot create this folder")
+    assert "evaluate:" not in CliRunner().invoke(main, args).stderr  # no progress: no work ran
+
+
+def test_train_from_demo_keeps_the_demo_marking(labelled, tiny_dir, trained, tmp_path, monkeypatch):
+    import plumenet.model.weights as weights_mod
+
+    demo = tmp_path / "demo"
+    save_model(load_model(str(tiny_dir)).model, demo, model_id="demo", metadata={"demo": True})
+    monkeypatch.setattr(weights_mod, "DEMO_MODEL_DIR", demo)
+    out = tmp_path / "from-demo"
+    args = ["train", "--data", str(labelled), "--out", str(out), "--epochs", "1", "--device", "cpu"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "stays marked as a demo model" in result.output
+    assert json.loads((out / "config.json").read_text())["metadata"]["demo"] is True
+    assert load_model(str(out)).is_demo
+    image = next(labelled.rglob("*.png"))
+    result = CliRunner().invoke(
+        main, ["predict", str(image), "--model", str(out), "--out", str(tmp_path / "p")]
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "p" / f"{image.stem}.json").read_text())
+    assert doc["demo_model"] is True and "demo model" in doc["note"]
+    assert not load_model(str(trained[0])).is_demo  # trained from real (non-demo) weights
+
+
+def test_evaluate_mask_folder_reports_unmasked_images_and_rejects_unlabelled(tiny_dir, tmp_path):
+    rng = np.random.default_rng(1)
+    for name in ("a", "b", "c"):
+        _scene(tmp_path / f"{name}.json", rng)
+        (tmp_path / f"{name}.json").unlink()
+    Image.fromarray(np.ones((H, W), np.uint8)).save(tmp_path / "a_mask.png")
+    args = [
+        "evaluate",
+        "--model",
+        str(tiny_dir),
+        "--data",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "ev"),
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, result.stderr
+    assert f"warning: 2 image(s) under {tmp_path} have no NAME_mask.png" in warnings[0]
+    assert f"(e.g. {tmp_path / 'b.png'})" in warnings[0]
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["n_images"] == 1
+    Image.fromarray(np.full((H, W), 255, np.uint8)).save(tmp_path / "a_mask.png")
+    line = _one_error_line(CliRunner().invoke(main, args))
+    assert "mask(s) hold no labelled pixels" in line

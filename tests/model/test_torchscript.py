@@ -59,3 +59,31 @@ def test_export_torchscript_keeps_identity(tmp_path, model, batch):
     assert loaded.model.config.name == "tiny"
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(batch[:1]), model(batch[:1]), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_file_traced_at_another_size_fails_at_load_in_one_line(tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from plumenet.cli import main
+    from plumenet.errors import WeightsError
+    from tests.helpers.model import tiny_model_at
+
+    with torch.no_grad():
+        traced = torch.jit.trace(tiny_model_at(112), torch.zeros(1, 3, 112, 112), check_trace=False)
+    path = tmp_path / "traced112.pt"
+    torch.jit.save(traced, str(path))
+    with pytest.raises(WeightsError, match=r"does not run at the assumed 518 x 518 input \("):
+        load_model(str(path), device="cpu")
+    image = tmp_path / "a.png"
+    Image.new("RGB", (64, 48)).save(image)
+    out = tmp_path / "out"
+    args = ["predict", str(image), "--model", str(path), "--out", str(out), "--device", "cpu"]
+    result = CliRunner().invoke(main, args)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2 and len(errors) == 1, result.output
+    assert "RuntimeError: shape" in errors[0] and "export_torchscript" in errors[0]
+    assert "Traceback" not in result.output and not out.exists()

@@ -4,7 +4,13 @@ from PIL import Image
 
 from plumenet.classes import LABEL_CLASSES, merge_labels
 from plumenet.errors import ConfigError
-from plumenet.training.datasets import IGNORE_INDEX, ArrayDataset, ListDataset, read_mask_pairs
+from plumenet.training.datasets import (
+    IGNORE_INDEX,
+    ArrayDataset,
+    ListDataset,
+    images_without_masks,
+    read_mask_pairs,
+)
 
 
 def test_array_and_list_datasets_check_shapes():
@@ -51,3 +57,26 @@ def test_read_mask_pairs_errors(tmp_path):
     Image.fromarray(np.zeros((5, 8), np.uint8)).save(tmp_path / "c_mask.png")
     with pytest.raises(ConfigError, match="differs from image"):
         read_mask_pairs(tmp_path)
+
+
+def test_images_without_masks_are_listed(tmp_path):
+    _pair(tmp_path, "a.b", np.zeros((6, 8), np.uint8))
+    _pair(tmp_path / "cam", "c", np.zeros((6, 8), np.uint8))
+    Image.new("RGB", (8, 6)).save(tmp_path / "cam" / "d.jpg")
+    Image.new("RGB", (8, 6)).save(tmp_path / "e.PNG")
+    (tmp_path / "notes.txt").write_text("x")
+    assert images_without_masks(tmp_path) == [tmp_path / "cam" / "d.jpg", tmp_path / "e.PNG"]
+    assert len(read_mask_pairs(tmp_path)) == 2
+
+
+def test_masks_without_any_labelled_pixel_are_an_error(tmp_path):
+    _pair(tmp_path, "a", np.full((6, 8), IGNORE_INDEX, np.uint8))
+    _pair(tmp_path, "b", np.full((6, 8), IGNORE_INDEX, np.uint8))
+    with pytest.raises(
+        ConfigError, match=r"the 2 NAME_mask\.png mask\(s\) hold no labelled pixels"
+    ):
+        read_mask_pairs(tmp_path)
+    one = np.full((6, 8), IGNORE_INDEX, np.uint8)
+    one[0, 0] = 1
+    _pair(tmp_path, "b", one)
+    assert len(read_mask_pairs(tmp_path)) == 2  # one labelled pixel is enough

@@ -247,3 +247,42 @@ def test_index_is_lazy_and_dataset_loads_on_access(tmp_path):
     assert ds[1][1][10, 10] == MODEL_CLASSES.index("lava")
     train, val, test = split_by_viewpoint(refs, fractions=(0.5, 0.5, 0.0))
     assert len(train) == 1 and len(val) == 1 and test == []
+
+
+@pytest.mark.parametrize("image_name", ["images/a.png", "../images/a.png", "..\\images\\a.png"])
+def test_image_path_with_folders_is_relative_to_the_json_folder(tmp_path, image_name):
+    json_path = tmp_path / "labels" / "a.json"
+    image = (json_path.parent / image_name.replace("\\", "/")).resolve()
+    image.parent.mkdir(parents=True)
+    image.write_bytes(_png(color=(1, 2, 3)))
+    shapes = [_shape("land", "rectangle", [[0, 20], [59, 39]])]
+    _write(json_path, shapes, embed=True, image_name=image_name)  # embedded: imageData wins
+    doc = json.loads(json_path.read_text())
+    embedded = load_labelme(json_path)
+    assert tuple(embedded.image[0, 0]) == (10, 20, 30)
+    json_path.write_text(json.dumps({**doc, "imageData": None}))
+    external = load_labelme(json_path)
+    assert external.image_path == image
+    assert tuple(external.image[0, 0]) == (1, 2, 3)
+    assert (external.model_mask[20:] == MODEL_CLASSES.index("land")).all()
+    assert len(load_labelme_dir(tmp_path)) == 1
+
+
+def test_embedded_image_needs_no_file_even_with_folders_in_image_path(tmp_path):
+    path = _write(tmp_path / "a.json", [], embed=True, image_name="../elsewhere/a.jpg")
+    assert load_labelme(path).image.shape == (40, 60, 3)
+    assert len(load_labelme_dir(tmp_path)) == 1
+
+
+def test_missing_images_are_found_when_indexing(tmp_path):
+    from plumenet.training.labelme import index_labelme_dir
+
+    _write(tmp_path / "ok.json", [], embed=True)
+    for name in ("b", "c"):
+        doc = json.loads(_write(tmp_path / f"{name}.json", [], embed=True).read_text())
+        doc.update(imageData=None, imagePath=f"../images/{name}.png")
+        (tmp_path / f"{name}.json").write_text(json.dumps(doc))
+    with pytest.raises(LabelMeError, match=r"2 of 3 LabelMe file\(s\) .* e\.g\. .*b\.json: "
+                       r"imagePath '\.\./images/b\.png' -> .*images/b\.png; imagePath is read "
+                       "relative to the JSON file's folder"):  # fmt: skip
+        index_labelme_dir(tmp_path)
