@@ -81,6 +81,13 @@ def parse_range(start: TimeLike, end: TimeLike) -> tuple[pd.Timestamp, pd.Timest
 _UNITLESS = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)\s*$")
 
 
+def is_bare_number(value: object) -> bool:
+    """Whether ``value`` is text holding a number without a unit (``31``, ``8``, ``0.5``):
+    pandas reads it as nanoseconds and Dask as bytes, so a user's durations and amounts of
+    memory refuse it."""
+    return isinstance(value, str) and bool(_UNITLESS.match(value))
+
+
 def parse_duration_text(value: object, what: str, *, allow_zero: bool = False) -> pd.Timedelta:
     """A duration a user wrote (``10min``, ``36h``, ``2D``, ISO ``PT36H``) for ``what``.
 
@@ -92,7 +99,7 @@ def parse_duration_text(value: object, what: str, *, allow_zero: bool = False) -
     if isinstance(value, pd.Timedelta):
         td = value
     else:
-        if isinstance(value, str) and _UNITLESS.match(value):
+        if is_bare_number(value):
             raise ValueError(f"{what} {value!r} has no unit — give one, {example}")
         try:
             td = pd.Timedelta(value)  # type: ignore[arg-type]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 from typing import Any
 
 import numpy as np
@@ -134,9 +135,22 @@ def write_time(arr: zarr.Array, grid: CameraGrid, slot0: int, slot1: int) -> Non
         arr[a:b] = time_values(grid, a, b)
 
 
-def open_arrays(g: zarr.Group, camera_id: str) -> dict[str, zarr.Array | None]:
+#: What a repair command names as its config when the caller has none (a placeholder).
+CONFIG_HINT = "cameras.yaml"
+
+
+def repair_command(config_hint: str = CONFIG_HINT, camera_id: str | None = None) -> str:
+    """The ``plumenet verify ... --repair`` command an error tells the user to run, naming the
+    config the run was given so that it can be pasted as it is."""
+    camera = f" --camera {shlex.quote(camera_id)}" if camera_id else ""
+    return f"`plumenet verify --config {shlex.quote(config_hint)}{camera} --repair`"
+
+
+def open_arrays(
+    g: zarr.Group, camera_id: str, config_hint: str = CONFIG_HINT
+) -> dict[str, zarr.Array | None]:
     """Every array of the group, ``None`` where its metadata is missing; a clear error where
-    it is damaged."""
+    it is damaged (its fix names ``config_hint``, the config the run was given)."""
     out: dict[str, zarr.Array | None] = {}
     for name in GROUP_ARRAYS:
         try:
@@ -146,8 +160,8 @@ def open_arrays(g: zarr.Group, camera_id: str) -> dict[str, zarr.Array | None]:
         except (ValueError, TypeError) as err:
             raise StoreError(
                 f"camera {camera_id!r}: the metadata of array `{name}` ({camera_id}/{name}/"
-                f"zarr.json) is damaged ({type(err).__name__}) — run `plumenet verify --config "
-                f"<cameras.yaml> --camera {camera_id} --repair`"
+                f"zarr.json) is damaged ({type(err).__name__}) — run "
+                f"{repair_command(config_hint, camera_id)}, then rerun"
             ) from err
     return out
 
@@ -158,10 +172,10 @@ def committed_length(g: zarr.Group) -> int | None:
     return None if value is None else int(value)
 
 
-def needs_finish(g: zarr.Group, camera_id: str) -> bool:
+def needs_finish(g: zarr.Group, camera_id: str, config_hint: str = CONFIG_HINT) -> bool:
     """Whether a change was left half-done: an array missing, lengths that disagree, or
     a length other than the committed one."""
-    arrays = open_arrays(g, camera_id)
+    arrays = open_arrays(g, camera_id, config_hint)
     if any(a is None for a in arrays.values()):
         return True
     lengths = {arrays[name].shape[0] for name in TIME_ARRAYS}  # type: ignore[union-attr]

@@ -12,7 +12,8 @@
   found inside chunks that exist.
 
 The cheap check (``deep=False``: metadata, lengths, ``time`` in range, one listing per
-array and the ledger) runs at the start of every backfill for the units it touches
+array, the ledger, and the index of each ``probability`` shard, which a truncated shard
+fails) runs at the start of every backfill for the units it touches
 (:func:`check_units`); ``plumenet verify`` runs the deep one. Repairs are
 :mod:`storage.repair`'s.
 """
@@ -31,7 +32,14 @@ import zarr
 from plumenet.encoding import PROBABILITY_FILL, STATUS_NONE, STATUS_OK
 from plumenet.errors import StoreError
 from storage import schema
-from storage.axis import GROUP_ARRAYS, TIME_ARRAYS, committed_length, time_axis_problems
+from storage.axis import (
+    CONFIG_HINT,
+    GROUP_ARRAYS,
+    TIME_ARRAYS,
+    committed_length,
+    repair_command,
+    time_axis_problems,
+)
 from storage.grid import grid_from_attrs
 from storage.zarr_store import camera_group, open_store
 
@@ -166,8 +174,35 @@ def _unit_status(arr: zarr.Array, grid: Any, units: list[int]) -> dict[int, np.n
     return {u: span[grid.unit_range(u)[0] - s0 : grid.unit_range(u)[1] - s0] for u in units}
 
 
+def _unopenable_shards(arr: zarr.Array, slots: dict[int, int]) -> list[int]:
+    """Units whose shard does not open, reading one slot of each (``slots``: unit -> slot):
+    that reads the shard's index, which ends the shard under a checksum (16 bytes a slot),
+    and one frame's chunk, all at once, where decoding the units would read them whole.
+    A truncated shard fails there; a garbled frame inside one is left to the deep check."""
+    if not slots:
+        return []
+    try:
+        arr.oindex[sorted(slots.values())]
+    except Exception:  # noqa: BLE001 - find the shard that does not open, unit by unit
+        bad = []
+        for unit, slot in slots.items():
+            try:
+                arr[slot]
+            except Exception:  # noqa: BLE001 - any decoding error is damage of this shard
+                bad.append(unit)
+        return bad
+    return []
+
+
 def _read_unit(arr: zarr.Array, s0: int, s1: int) -> np.ndarray:
     return np.asarray(arr[s0:s1])
+
+
+def _first_slot(grid: Any, unit: int, status: np.ndarray) -> int:
+    """The slot of ``unit``'s first ok frame (its first slot if none is ok), from the unit's
+    ``status`` as :func:`_unit_status` read it."""
+    ok = np.flatnonzero(status == STATUS_OK)
+    return grid.unit_range(unit)[0] + (int(ok[0]) if len(ok) else 0)
 
 
 def _ok_without_data(name: str, values: np.ndarray, ok: np.ndarray) -> bool:
@@ -223,6 +258,18 @@ def chunk_damage(
                 continue
             if _ok_without_data(name, values, ok):
                 empty.append(u)
+    if not deep:  # the deep check reads these shards whole
+        for name in names:
+            arr = arrays[name]
+            if arr.shards is None:
+                continue
+            slots: dict[int, int] = {}
+            for u in busy:
+                status = statuses[u]
+                if status is not None and _unit_key(arr, u) in keys[name]:
+                    slots[u] = _first_slot(grid, u, status)
+            for u in _unopenable_shards(arr, slots):
+                unreadable.setdefault(name, []).append(u)
     found = [
         Damage(camera_id, "missing chunk", f"{camera_id}/{name}", "status says ok but the "
                "chunk is missing (reads as no data); --repair marks the units for reprocessing",
@@ -283,7 +330,7 @@ def check_units(
     units: Iterable[int],
     *,
     storage_options: dict[str, Any] | None = None,
-    config_hint: str = "cameras.yaml",
+    config_hint: str = CONFIG_HINT,
 ) -> None:
     """The cheap check a backfill runs for the units it touches: a :class:`StoreError`
     naming the first damage (and how many more) if there is any; nothing is written."""
@@ -293,7 +340,7 @@ def check_units(
         return
     more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
     fix = (
-        f"run `plumenet verify --config {config_hint} --camera {camera_id} --repair`, then rerun"
+        f"run {repair_command(config_hint, camera_id)}, then rerun"
         if all(d.repairable for d in found)
         else "restore the damaged file from a backup"
     )

@@ -27,12 +27,14 @@ from plumenet.timeutil import TimeLike, to_utc
 from storage import schema
 from storage.axis import (
     COMMITTED_ATTR,
+    CONFIG_HINT,
     GROUP_ARRAYS,
     crash_point,
     create_arrays,
     finish_group,
     grow_group,
     needs_finish,
+    repair_command,
 )
 from storage.camera import StoreCamera
 from storage.grid import CameraGrid, grid_for, grid_from_attrs
@@ -60,10 +62,15 @@ def zarr_store_for(url: str, storage_options: dict[str, Any] | None, *, read_onl
 
 
 def open_store(
-    url: str, *, storage_options: dict[str, Any] | None = None, mode: str = "a"
+    url: str,
+    *,
+    storage_options: dict[str, Any] | None = None,
+    mode: str = "a",
+    config_hint: str = CONFIG_HINT,
 ) -> zarr.Group:
     """The store's root group (``mode`` as in :func:`zarr.open_group`; never consolidated
-    metadata, so shapes and attributes are current)."""
+    metadata, so shapes and attributes are current); ``config_hint`` is the config a repair
+    command in an error names."""
     store = zarr_store_for(url, storage_options, read_only=mode == "r")
     try:
         return zarr.open_group(store, mode=mode, zarr_format=3, use_consolidated=False)
@@ -73,8 +80,8 @@ def open_store(
         ) from err
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise StoreError(
-            f"the store's root metadata ({url}/zarr.json) is damaged — run `plumenet verify "
-            "--config <cameras.yaml> --repair` to rewrite it"
+            f"the store's root metadata ({url}/zarr.json) is damaged — run "
+            f"{repair_command(config_hint)} to rewrite it"
         ) from err
 
 
@@ -220,13 +227,14 @@ def ensure_camera(
     *,
     grid_shape: tuple[int, int],
     storage_options: dict[str, Any] | None = None,
+    config_hint: str = CONFIG_HINT,
 ) -> CameraGrid:
     """Create ``camera``'s group covering ``[start, end)``, or grow its time axis at the end.
 
     Driver only (writes metadata). The axis starts at ``grid_start`` and is padded to
     whole units; it never shrinks or moves. Raises :class:`StoreError` for a range before
     ``grid_start`` and for any drift between config/model and the existing group (all
-    problems listed).
+    problems listed); a repair command in an error names ``config_hint``.
     """
     t0, t1 = to_utc(start), to_utc(end)
     if t0 < camera.grid_start_ts:
@@ -240,7 +248,7 @@ def ensure_camera(
     grid = grid_for(camera)
     needed = grid.slots_to_cover(t1)
     with metadata_lease(url, storage_options):
-        root = open_store(url, storage_options=storage_options, mode="a")
+        root = open_store(url, storage_options=storage_options, mode="a", config_hint=config_hint)
         if root.attrs.get("schema_version") is None:
             root.attrs.update(
                 {
@@ -255,7 +263,7 @@ def ensure_camera(
             _create_camera(root, camera, grid, grid_shape)
             logger.info("camera %s: created group with %d slots", camera.id, needed)
         else:
-            grid = _extend_camera(existing, url, camera, needed, grid_shape)
+            grid = _extend_camera(existing, url, camera, needed, grid_shape, config_hint)
         refresh_consolidated(url, storage_options)
     return grid
 
@@ -277,7 +285,12 @@ def _existing_group(root: zarr.Group, url: str, camera_id: str) -> zarr.Group | 
 
 
 def _extend_camera(
-    g: zarr.Group, url: str, camera: StoreCamera, needed: int, grid_shape: tuple[int, int]
+    g: zarr.Group,
+    url: str,
+    camera: StoreCamera,
+    needed: int,
+    grid_shape: tuple[int, int],
+    config_hint: str,
 ) -> CameraGrid:
     """Check drift, finish any half-done change, then grow the axis to ``needed`` slots."""
     attrs = dict(g.attrs)
@@ -288,7 +301,7 @@ def _extend_camera(
             f"camera {camera.id!r} in store {url} does not match: " + "; ".join(problems)
         )
     _migrate(g, camera.id)
-    if needs_finish(g, camera.id):
+    if needs_finish(g, camera.id, config_hint):
         n = finish_group(g, camera.id)
         logger.warning("camera %s: finished a half-done metadata change (%d slots)", camera.id, n)
     n_old = g["time"].shape[0]

@@ -12,19 +12,28 @@ from plumenet.cli.options import camera_option, config_option, range_options
 @camera_option("camera_id", multiple=False)
 @range_options()
 @click.option(
-    "--csv", "csv_path", default=None, metavar="FILE", help="Also write the manifest to this CSV."
+    "--csv",
+    "csv_path",
+    default=None,
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Also write the manifest to this CSV.",
 )
 def list_command(
     config_path: str, camera_id: str, start: str, end: str, csv_path: str | None
 ) -> None:
     """List a camera's frames in [start, end): one line per frame, then a count."""
     from plumenet.config import load_config
+    from plumenet.jobs.preflight import check_archive, check_output_file
     from plumenet.timeutil import CSV_TIME_FORMAT, parse_range
     from storage.archive import list_frames
 
+    # backfill's own pre-flight checks: one line before anything is listed or printed
     config = load_config(config_path)
     camera = config.camera(camera_id)
     t0, t1 = parse_range(start, end)
+    check_output_file(csv_path, "--csv")
+    check_archive(camera, config.storage_options)
     frames = list_frames(camera, t0, t1, storage_options=config.storage_options)
     for time, path in zip(frames["time"], frames["path"], strict=True):
         click.echo(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ')}  {path}")

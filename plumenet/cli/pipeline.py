@@ -104,12 +104,13 @@ def backfill(
     from plumenet.cli import hide_user_error_tracebacks
     from plumenet.config import load_config
     from plumenet.jobs.backfill import parse_window
-    from plumenet.jobs.preflight import preflight
+    from plumenet.jobs.preflight import check_output_file, preflight
     from plumenet.timeutil import parse_end, parse_start
 
     # what the user can fix fails here, in one line, before any server or cluster starts
     # (and before Prefect is imported: pre-flight answers in well under a second)
     cfg = load_config(config)
+    check_output_file(json_out, "--json")
     cluster, spec = _cluster(cfg, cluster_opts)
     preflight(
         cfg,
@@ -168,9 +169,10 @@ def nightly(
     from plumenet.cli import hide_user_error_tracebacks
     from plumenet.config import load_config
     from plumenet.jobs.backfill import lookback_range
-    from plumenet.jobs.preflight import preflight
+    from plumenet.jobs.preflight import check_output_file, preflight
 
     cfg = load_config(config)
+    check_output_file(json_out, "--json")
     cluster, spec = _cluster(cfg, cluster_opts)
     preflight(
         cfg,

@@ -83,14 +83,18 @@ def synth(
     """Write a synthetic webcam archive and its truth (episodes, fractions, RSAM, events)."""
     # imported here, not at the top: they bring pandas (and the job PIL, obspy, fsspec), which
     # `plumenet --help` need not load (docs/architecture.md)
+    from plumenet.jobs.preflight import check_output_folder
     from plumenet.jobs.synth_archive import write_archive
+    from plumenet.synthetic.timeline import parse_cadence
     from plumenet.timeutil import parse_range
 
     size = parse_size(size_text)
     options = parse_storage_options(storage_option)
     t0, t1 = parse_range(start, end)
+    parse_cadence(cadence, "--cadence")
     if broken < 0:
         raise ConfigError(f"--broken {broken} must be 0 or more")
+    check_output_folder(out, "--out")
     camera_id = camera or ("WIZ.01" if layout == "geonet" else "SYN")
     truth = write_archive(
         out,

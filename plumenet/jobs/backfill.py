@@ -237,6 +237,7 @@ def prepare_backfill(
             end,
             grid_shape=model.grid,
             storage_options=config.storage_options,
+            config_hint=config.source,
         )
         model_index = register_model(
             config.store,

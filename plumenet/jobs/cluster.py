@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from plumenet.config import ClusterConfig
 from plumenet.errors import ConfigError
+from plumenet.timeutil import is_bare_number
 
 #: Threads per worker process of the default local cluster (torch takes the cores itself).
 LOCAL_THREADS_PER_WORKER = 1
@@ -114,20 +115,44 @@ def check_cluster(spec: ClusterConfig) -> ClusterConfig:
                 "— give the full import path, e.g. dask_jobqueue.SLURMCluster"
             )
     if spec.memory_limit is not None and spec.memory_limit != "auto":
-        from dask.utils import parse_bytes  # noqa: PLC0415 - only when a limit is given
-
-        try:
-            parse_bytes(spec.memory_limit)
-        except (ValueError, TypeError) as err:
-            raise ConfigError(
-                f"memory_limit {spec.memory_limit!r} is not an amount of memory — give one "
-                "such as 8GiB, 16GB or auto"
-            ) from err
+        memory_limit_bytes(spec.memory_limit)
     if spec.kind == "scheduler_file":
         check_scheduler_answers(scheduler_address(spec), f"scheduler file {spec.scheduler_file}")
     if spec.kind == "address":
         check_scheduler_answers(str(spec.address), "--cluster / the config's cluster.address")
     return spec
+
+
+#: The smallest ``memory_limit`` accepted: a worker with torch and the model loaded needs
+#: more, and under it Dask restarts the worker over and over instead of failing.
+MIN_MEMORY_LIMIT = 256 * 2**20
+_MEMORY_WHERE = "--memory-limit, or cluster.memory_limit in the config"
+
+
+def memory_limit_bytes(text: str) -> int:
+    """A worker's ``memory_limit`` in bytes, refused in one line when Dask would take it
+    for something absurd: a bare number (``8`` is 8 bytes to Dask) or under 256 MiB."""
+    from dask.utils import format_bytes, parse_bytes  # noqa: PLC0415 - only when a limit is given
+
+    if is_bare_number(text):
+        raise ConfigError(
+            f"memory_limit {text!r} has no unit, so Dask would read {text.strip()} bytes "
+            f"({_MEMORY_WHERE}) — give one, e.g. 8GiB, 16GB or auto"
+        )
+    try:
+        amount = parse_bytes(text)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(
+            f"memory_limit {text!r} is not an amount of memory ({_MEMORY_WHERE}) — give one "
+            "such as 8GiB, 16GB or auto"
+        ) from err
+    if amount < MIN_MEMORY_LIMIT:
+        raise ConfigError(
+            f"memory_limit {text!r} is {format_bytes(amount)} per worker, under the 256 MiB a "
+            f"worker needs: Dask would restart it over and over ({_MEMORY_WHERE}) — give at "
+            "least 256MiB, e.g. 8GiB or auto"
+        )
+    return amount
 
 
 #: Seconds a scheduler has to accept a TCP connection before the run is refused.

@@ -27,6 +27,7 @@ from PIL import Image, UnidentifiedImageError
 from plumenet.errors import ConfigError, PlumenetError, StoreError
 from plumenet.jobs.backfill import check_request
 from plumenet.jobs.frames import is_transient
+from storage.axis import CONFIG_HINT, repair_command
 from storage.lease_objects import LEASE_KEY
 
 if TYPE_CHECKING:
@@ -81,8 +82,11 @@ def _remote_failure(url: str, what: str, err: BaseException) -> PlumenetError:
     return ConfigError(f"{what} {url}: cannot be read ({type(err).__name__}: {err})")
 
 
-def check_store_location(url: str, storage_options: dict[str, Any]) -> None:
-    """The store's location is usable: reachable, writable, and empty or a plumenet store."""
+def check_store_location(
+    url: str, storage_options: dict[str, Any], config_hint: str = CONFIG_HINT
+) -> None:
+    """The store's location is usable: reachable, writable, and empty or a plumenet store
+    (a repair command in an error names ``config_hint``, the config the run was given)."""
     fs, path = _filesystem(url, storage_options, "store")
     local = "://" not in url or url.startswith("file://")
     if local:
@@ -98,46 +102,110 @@ def check_store_location(url: str, storage_options: dict[str, Any]) -> None:
             ) from err
         except Exception as err:  # every backend failure becomes one line
             raise _remote_failure(url, "store", err) from err
-    _check_not_foreign(fs, path, url)
-    if not local:
-        probe = f"{path.rstrip('/')}/{PROBE_NAME}-{uuid.uuid4().hex[:8]}"
-        try:
-            fs.pipe_file(probe, b"")
-            fs.rm_file(probe)
-        except Exception as err:  # every backend failure becomes one line
-            raise StoreError(
-                f"store {url}: cannot write there ({type(err).__name__}: {err}) — check the "
-                "credentials' write permission on the bucket"
-            ) from err
+    _check_not_foreign(fs, path, url, config_hint)
+    problem = None if local else _remote_write_problem(fs, path)
+    if problem:
+        raise StoreError(
+            f"store {url}: {problem} — check the credentials' write permission on the bucket"
+        )
+
+
+def store_write_problem(url: str, storage_options: dict[str, Any]) -> str | None:
+    """Why nothing can be written in the store (``None``: it can), proved the way
+    :func:`check_store_location` proves it: for commands that also work read-only."""
+    fs, path = _filesystem(url, storage_options, "store")
+    if "://" not in url or url.startswith("file://"):
+        return local_folder_problem(Path(path))
+    return _remote_write_problem(fs, path)
+
+
+def _remote_write_problem(fs: Any, path: str) -> str | None:
+    """Why no object can be written under ``path`` (one probe object, removed at once)."""
+    probe = f"{path.rstrip('/')}/{PROBE_NAME}-{uuid.uuid4().hex[:8]}"
+    try:
+        fs.pipe_file(probe, b"")
+        fs.rm_file(probe)
+    except Exception as err:  # noqa: BLE001 - every backend failure becomes one line
+        return f"cannot write there ({type(err).__name__}: {err})"
+    return None
 
 
 def _check_local_store_path(path: Path) -> None:
-    if path.exists() and not path.is_dir():
+    problem = local_folder_problem(path)
+    if problem:
         raise StoreError(
-            f"store {path}: is a file, not a directory — point `store` at a new or existing "
-            "plumenet.zarr directory"
+            f"store {path}: {problem} — point `store` in the config at a new or existing "
+            "plumenet.zarr folder this user can write in"
         )
+
+
+def local_folder_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be used as a folder to write in (``None``: it can): a file in the
+    way, itself or above it, or the nearest existing folder not writable."""
+    if path.exists() and not path.is_dir():
+        return "is a file, not a directory"
     ancestor = path
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise StoreError(
-            f"store {path}: {ancestor} is a file, so the store cannot be created under it — "
-            "fix `store` in the config"
-        )
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise StoreError(
-            f"store {path}: {ancestor} is not writable by this user — fix the permissions or "
-            "choose another `store`"
-        )
+        return f"{ancestor} is a file, so no folder can be created under it"
+    return _write_problem(ancestor, "the folder" if ancestor == path else str(ancestor))
+
+
+def _write_problem(folder: Path, shown: str) -> str | None:
+    """Why nothing can be written in the existing ``folder`` (``None``: it can); ``shown``
+    names it in the message."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{shown} is not writable by this user"
     # os.access trusts the mode bits (always true for root); make and remove a folder there
     try:
-        Path(tempfile.mkdtemp(prefix=PROBE_NAME, dir=ancestor)).rmdir()
+        Path(tempfile.mkdtemp(prefix=PROBE_NAME, dir=folder)).rmdir()
     except OSError as err:
-        raise StoreError(
-            f"store {path}: cannot write in {ancestor} ({err.strerror or err}) — choose "
-            "another `store`"
-        ) from err
+        return f"cannot write in {shown} ({err.strerror or err})"
+    return None
+
+
+def output_file_problem(path: Path) -> str | None:
+    """Why a report file cannot be written at ``path`` (``None``: it can), found without
+    writing it: an existing file stays as it is until the command has its result."""
+    if path.is_dir():
+        return "is a directory, not a file"
+    folder = path.parent
+    if not folder.exists():
+        return f"folder {folder} does not exist"
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    if path.exists():
+        try:
+            path.open("ab").close()  # opened for appending, nothing written: mtime unchanged
+        except OSError as err:
+            return f"cannot be written ({err.strerror or err})"
+        return None
+    return _write_problem(folder, f"folder {folder}")
+
+
+def check_output_folder(path: str, option: str) -> None:
+    """A folder a command writes into (``synth --out``) can be made and written in, before
+    any file is (remote URLs are left to their writer)."""
+    if "://" in path:
+        return
+    problem = local_folder_problem(Path(path).expanduser())
+    if problem:
+        raise ConfigError(
+            f"{option} {path}: {problem} — give a new or existing folder this user can write in"
+        )
+
+
+def check_output_file(path: str | None, option: str) -> None:
+    """A ``--json`` / ``--csv`` file can be written, checked before the command's work so a
+    cron run never ends in a traceback after it (remote URLs are left to their writer)."""
+    if not path or "://" in path:
+        return
+    problem = output_file_problem(Path(path).expanduser())
+    if problem:
+        raise ConfigError(
+            f"{option} {path}: {problem} — give a file in an existing folder this user can write in"
+        )
 
 
 def _entries(fs: Any, path: str) -> list[str]:
@@ -145,7 +213,7 @@ def _entries(fs: Any, path: str) -> list[str]:
     return [p for p in fs.ls(path, detail=False) if p.rstrip("/").rsplit("/", 1)[-1] != LEASE_KEY]
 
 
-def _check_not_foreign(fs: Any, path: str, url: str) -> None:
+def _check_not_foreign(fs: Any, path: str, url: str, config_hint: str) -> None:
     """An existing location holds a plumenet store or nothing at all."""
     root_meta = f"{path.rstrip('/')}/zarr.json"
     try:
@@ -166,8 +234,8 @@ def _check_not_foreign(fs: Any, path: str, url: str) -> None:
         meta = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as err:
         raise StoreError(
-            f"store {url}: its root zarr.json is not valid JSON ({err}) — restore it from a "
-            "backup, or run `plumenet verify --repair`"
+            f"store {url}: its root zarr.json is not valid JSON ({err}) — run "
+            f"{repair_command(config_hint)} to rewrite it, or restore it from a backup"
         ) from err
     if not isinstance(meta, dict) or meta.get("zarr_format") != 3:
         raise StoreError(f"{foreign} (not a Zarr v3 store)")
@@ -264,22 +332,14 @@ def check_device_here(device: str | None, cluster: ClusterConfig | None) -> None
     here); remote workers are not second-guessed from the driver."""
     if device in (None, "auto", "cpu") or (cluster is not None and cluster.kind != "local"):
         return
-    import torch  # noqa: PLC0415 - only for a GPU device on this machine, which loads it anyway
+    # only for a GPU device on this machine, which loads torch anyway
+    from plumenet.model.device import check_device  # noqa: PLC0415
 
-    if device.startswith("cuda"):
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        index = int(device.partition(":")[2] or 0)
-        if index >= count:
-            have = f"{count} CUDA device(s)" if count else "no CUDA device torch can use"
-            raise ConfigError(
-                f"--device {device}: this machine has {have} (torch {torch.__version__}) — "
-                "leave --device out (auto), or run on GPU workers (--cluster local-cuda on a "
-                "GPU machine, or a scheduler with GPU workers)"
-            )
-    if device == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(
-            f"--device mps: not available on this machine (torch {torch.__version__})"
-        )
+    check_device(
+        device,
+        fix="leave --device out (auto), or run on GPU workers (--cluster local-cuda on a "
+        "GPU machine, or a scheduler with GPU workers)",
+    )
 
 
 def preflight(
@@ -302,4 +362,4 @@ def preflight(
         check_archive(camera, config.storage_options)
         check_roi(camera, config.storage_options)
         check_anomaly_model(camera, config.storage_options)
-    check_store_location(config.store, config.storage_options)
+    check_store_location(config.store, config.storage_options, config.source)

@@ -18,7 +18,7 @@ import pandas as pd
 
 from plumenet.classes import EMISSION_CLASSES
 from plumenet.errors import ConfigError
-from plumenet.timeutil import naive_utc
+from plumenet.timeutil import naive_utc, parse_duration_text
 
 _CLASS_PROB = {
     "eruption_column": 0.25,
@@ -34,15 +34,14 @@ _COMPANION = {
 }
 
 
-def parse_cadence(cadence: str | pd.Timedelta) -> pd.Timedelta:
-    """A positive duration (``10min``, ``1h``, a Timedelta); anything else is a ConfigError."""
+def parse_cadence(cadence: str | pd.Timedelta, what: str = "cadence") -> pd.Timedelta:
+    """A positive duration (``10min``, ``1h``, a Timedelta) as a ConfigError naming ``what``
+    otherwise; a bare number is refused (pandas: nanoseconds, and ``10`` would make 8.6e12
+    frames a day)."""
     try:
-        step = pd.Timedelta(cadence)
-    except (ValueError, TypeError) as err:
-        raise ConfigError(f"cadence {cadence!r} is not a duration; use e.g. 10min or 1h") from err
-    if step <= pd.Timedelta(0):
-        raise ConfigError(f"cadence {cadence!r} must be positive; use e.g. 10min")
-    return step
+        return parse_duration_text(cadence, what)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def parse_window(

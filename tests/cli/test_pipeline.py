@@ -44,6 +44,14 @@ def _run(args: list[str]) -> tuple[int, list[str]]:
             "memory_limit 'lots' is not an amount of memory",
         ),
         (
+            ["--start", "2024-01-02", "--end", "2024-01-03", "--memory-limit", "8"],
+            "memory_limit '8' has no unit, so Dask would read 8 bytes",
+        ),
+        (
+            ["--start", "2024-01-02", "--end", "2024-01-03", "--memory-limit", "64MiB"],
+            "is 64.00 MiB per worker, under the 256 MiB a worker needs",
+        ),
+        (
             ["--start", "2024-01-02", "--end", "2024-01-03", "--adapt", "4:1"],
             "adapt minimum 4 is above its maximum 1",
         ),

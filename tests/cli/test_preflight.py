@@ -107,7 +107,10 @@ def _local_cases(root: Path, archive: Path) -> dict[str, tuple]:
         "unknown protocol": (doc("nosuch://x/s.zarr"), None, (), "protocol 'nosuch'"),
         "foreign directory": (doc(str(foreign)), None, (), "not a plumenet store"),
         "foreign zarr group": (doc(str(other_zarr)), None, (), "not a plumenet store"),
-        "garbled zarr.json": (doc(str(garbled)), None, (), "not valid JSON"),
+        "garbled zarr.json": (  # with the repair command to paste, naming this config
+            doc(str(garbled)), None, (),
+            f"— run `plumenet verify --config {root / 'cameras.yaml'} --repair` to rewrite it",
+        ),
         "roi missing": (doc(roi=str(root / "nope.png")), None, (), "not found"),
         "roi all black": (doc(roi=black), None, (), "all black"),
         "roi not an image": (doc(roi=str(root / "roi.txt")), None, (), "is not an image"),
@@ -212,3 +215,73 @@ def test_a_store_error_inside_the_flow_is_one_line(prefect_harness, layout):
     verbose = outputs[("-v",)]
     assert verbose.returncode == 2
     assert "Traceback" in verbose.stderr and "StoreError" in verbose.stderr
+
+
+def test_report_file_problems_are_found_without_writing(tmp_path):
+    """The one check behind every ``--json`` / ``--csv``: what would fail the write, found
+    before it; an existing report is left as it is (the new one replaces it at the end)."""
+    from plumenet.jobs.preflight import output_file_problem
+
+    (tmp_path / "a_file").write_text("x")
+    old = tmp_path / "old.json"
+    old.write_text('{"kept": true}')
+    stamp = old.stat().st_mtime_ns
+    assert output_file_problem(tmp_path) == "is a directory, not a file"
+    assert (
+        output_file_problem(tmp_path / "no" / "r.json")
+        == f"folder {tmp_path / 'no'} does not exist"
+    )
+    assert output_file_problem(tmp_path / "a_file" / "r.json") == (
+        f"{tmp_path / 'a_file'} is a file, not a folder"
+    )
+    assert output_file_problem(Path("/proc/r.json")).startswith("cannot write in folder /proc")
+    assert output_file_problem(tmp_path / "new.json") is None
+    assert output_file_problem(old) is None
+    assert old.read_text() == '{"kept": true}' and old.stat().st_mtime_ns == stamp
+    assert _files(tmp_path) == {"a_file", "old.json"}, "the probes leave nothing behind"
+
+
+def test_report_paths_are_checked_before_any_work(layout):
+    """``backfill`` / ``nightly`` / ``verify --json`` and ``list --csv`` refuse a report they
+    could not write in one line, exit 2, before running (a cron job would otherwise run the
+    whole backfill and end in a traceback, exit 1)."""
+    root, archive = layout
+    config = root / "cameras.yaml"
+    doc = {"store": str(root / "new.zarr"), "model": "demo", "cameras": [_camera(archive)]}
+    config.write_text(yaml.safe_dump(doc, sort_keys=False))
+    span = ["--start", START, "--end", START]
+    missing = root / "no-such-dir" / "r.json"
+    commands = {
+        "backfill": ["backfill", "--config", str(config), *span, "--json", str(missing)],
+        "nightly": ["nightly", "--config", str(config), "--json", str(missing)],
+        "verify": ["verify", "--config", str(config), "--json", str(missing)],
+        "list": ["list", "--config", str(config), "--camera", "PF.01", *span, "--csv",
+                 str(missing)],
+    }  # fmt: skip
+    before = _files(root)
+    for name, args in commands.items():
+        result = CliRunner().invoke(main, args)
+        option = "--csv" if name == "list" else "--json"
+        _assert_one_line(result, f"error: {option} {missing}: folder {missing.parent} does not")
+        assert _files(root) == before, name
+    # a folder given as the report is click's one line (the option takes a file)
+    result = CliRunner().invoke(main, [*commands["verify"][:-1], str(root)])
+    assert result.exit_code == 2 and "is a directory" in result.output, result.output
+
+
+def test_list_checks_the_archive_as_backfill_does(layout):
+    """An archive that is a regular file: the same one line from ``list`` as from
+    ``backfill`` (not a NotADirectoryError traceback)."""
+    root, _ = layout
+    (root / "a_file").write_text("x")
+    doc = {"store": str(root / "new.zarr"), "model": "demo",
+           "cameras": [_camera(root / "a_file")]}  # fmt: skip
+    result, written = _run(root, doc)
+    _assert_one_line(result, "archive")
+    listed = CliRunner().invoke(
+        main, ["list", "--config", str(root / "cameras.yaml"), "--camera", "PF.01",
+               "--start", START, "--end", START],
+    )  # fmt: skip
+    _assert_one_line(listed, f"camera 'PF.01': archive {root / 'a_file'} does not exist or is")
+    assert listed.output == result.output
+    assert written == set()

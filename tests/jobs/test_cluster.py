@@ -130,6 +130,32 @@ def test_a_scheduler_that_does_not_answer_is_one_line_before_anything_starts(tmp
         cluster_from_options(ClusterConfig(), adapt="4:1")
 
 
+@pytest.mark.parametrize(
+    ("limit", "message"),
+    [
+        ("8", r"memory_limit '8' has no unit, so Dask would read 8 bytes \(--memory-limit, "),
+        ("0.5", r"memory_limit '0.5' has no unit"),
+        ("100MB", r"memory_limit '100MB' is 95.37 MiB per worker, under the 256 MiB a worker"),
+        ("255MiB", r"give at least 256MiB"),
+    ],
+)
+def test_a_memory_limit_dask_would_misread_is_refused_before_any_worker(limit, message):
+    """A bare number is bytes to Dask (``8``: a worker restarted 150 times, a hung run), and
+    a limit a worker cannot start under is as bad: both are one line at pre-flight."""
+    with pytest.raises(ConfigError, match=message):
+        resolve_cluster(ClusterConfig(), {"memory_limit": limit})
+    with pytest.raises(ConfigError, match=message):
+        cluster_from_options(ClusterConfig(), memory_limit=limit)
+
+
+def test_memory_limits_with_a_unit_pass_as_bytes():
+    from plumenet.jobs.cluster import MIN_MEMORY_LIMIT, memory_limit_bytes
+
+    assert memory_limit_bytes("256MiB") == MIN_MEMORY_LIMIT
+    assert memory_limit_bytes("8GiB") == 8 * 2**30
+    assert resolve_cluster(ClusterConfig(), {"memory_limit": "auto"}).memory_limit == "auto"
+
+
 def test_in_flight_bound_and_gpu_annotation_follow_the_cluster():
     local = ClusterConfig()
     assert in_flight_bound(local, worker_threads=3) == 6

@@ -221,6 +221,9 @@ def test_cli_writes_an_archive(tmp_path: Path):
         (["--size", "big"], "error: --size 'big' is not WIDTHxHEIGHT"),
         (["--storage-option", "novalue"], "error: --storage-option 'novalue' is not KEY=VALUE"),
         (["--end", "yesterday"], "error: cannot read 'yesterday' as a time"),
+        # pandas reads a bare 10 as 10 ns: 8.6e12 frames a day, 63 TiB allocated
+        (["--cadence", "10"], "error: --cadence '10' has no unit — give one, e.g. 10min"),
+        (["--cadence", "-1h"], "error: --cadence '-1h' must be longer than zero"),
     ],
 )
 def test_cli_bad_arguments_exit_2(tmp_path: Path, args: list[str], message: str):
@@ -228,6 +231,26 @@ def test_cli_bad_arguments_exit_2(tmp_path: Path, args: list[str], message: str)
     result = CliRunner().invoke(main, base + args)
     assert result.exit_code == 2
     assert message in result.output
+    assert result.output.strip().splitlines() == [result.output.strip()]
+    assert list(tmp_path.iterdir()) == [], "nothing written"
+
+
+def test_cli_out_that_cannot_be_a_folder_is_one_line(tmp_path: Path):
+    """``--out`` an existing file (or a path under one): one line, not FileExistsError."""
+    existing = tmp_path / "frames.tar"
+    existing.write_bytes(b"keep me")
+    span = ["--start", "2024-02-01", "--end", "2024-02-01", "--cadence", "2h"]
+    for out, what in [
+        (existing, "is a file, not a directory"),
+        (existing / "cam", f"{existing} is a file, so no folder can be created under it"),
+    ]:
+        result = CliRunner().invoke(main, ["synth", "--out", str(out), *span])
+        assert result.exit_code == 2, result.output
+        assert result.output.strip() == (
+            f"error: --out {out}: {what} — give a new or existing folder this user can write in"
+        )
+    assert existing.read_bytes() == b"keep me"
+    assert [p.name for p in tmp_path.iterdir()] == ["frames.tar"]
 
 
 @pytest.mark.server

@@ -7,7 +7,10 @@ clear ``error:`` line, and nothing is rewritten."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,9 @@ from plumenet.cli import main
 from storage.axis import TIME_ARRAYS
 from tests.helpers import driver
 from tests.helpers.driver import CAMERA, assert_same_store, day, store_arrays, write_setup
+from tests.helpers.flows import chunk_snapshot
+
+REPO = Path(__file__).resolve().parents[2]
 
 #: The range of every run here: three one-day units.
 RANGE = (day(0), day(2))
@@ -99,10 +105,23 @@ def test_deleted_chunk_is_caught_before_the_backfill_and_repaired(
     _repaired_and_redone(config, path, clean_store, capsys, redo=1)
 
 
-def test_truncated_shard_is_found_and_repaired(store, clean_store, capsys):
+@pytest.mark.parametrize("keep", [100, "half"])
+def test_truncated_shard_is_caught_before_the_backfill_and_repaired(
+    store, clean_store, capsys, keep
+):
+    """The cheap check reads each shard's index (it ends the shard, under a checksum): a
+    truncated probability shard stops the backfill before it writes, not "nothing to do"."""
     config, path = store
     shard = path / CAMERA / "probability" / "c" / "2" / "0" / "0" / "0"
-    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    size = shard.stat().st_size
+    shard.write_bytes(shard.read_bytes()[: size // 2 if keep == "half" else keep])
+    before = chunk_snapshot(path, content=True)
+    code, err, _ = backfill(config, capsys)
+    assert code == 2
+    assert err.strip().splitlines() == [err.strip()]
+    assert f"is damaged: {CAMERA}: unreadable chunk at {CAMERA}/probability (unit 2)" in err
+    assert f"run `plumenet verify --config {config} --camera {CAMERA} --repair`" in err
+    assert chunk_snapshot(path, content=True) == before, "nothing written"
     found = verify(config)
     assert found.exit_code == 1
     assert f"unreadable chunk at {CAMERA}/probability (unit 2)" in found.output
@@ -132,6 +151,10 @@ def test_garbled_array_metadata_is_a_clear_error_and_rewritten(store, clean_stor
     code, err, _ = backfill(config, capsys)
     assert code == 2 and "JSONDecodeError" not in err.split(":")[1]
     assert f"the metadata of array `fraction` ({CAMERA}/fraction/zarr.json) is damaged" in err
+    # the fix names this config file, so it can be pasted as it is
+    assert err.strip().endswith(
+        f"— run `plumenet verify --config {config} --camera {CAMERA} --repair`, then rerun"
+    ), err
     assert f"damaged metadata at {CAMERA}/fraction/zarr.json" in verify(config).output
     _repaired_and_redone(config, path, clean_store, capsys, redo=0)
 
@@ -156,6 +179,10 @@ def test_root_metadata_damage_is_rewritten(store, clean_store, capsys, damage):
         (path / "zarr.json").unlink()
     kind = "damaged" if damage == "garbled" else "missing"
     assert f"{kind} metadata at zarr.json" in verify(config).output
+    if damage == "garbled":  # the driver stops before it writes, with a command to paste
+        code, err, _ = backfill(config, capsys)
+        assert code == 2, err
+        assert f"is damaged — run `plumenet verify --config {config} --repair` to rewrite" in err
     _repaired_and_redone(config, path, clean_store, capsys, redo=0)
 
 
@@ -207,6 +234,61 @@ def test_time_resized_alone_shorter_is_restored_by_the_next_backfill(store, clea
     assert code == 0, err
     assert summary["units_run"] == 0
     assert_same_store(store_arrays(str(path)), store_arrays(str(clean_store[0])))
+
+
+def _without_root_overrides(cmd: list[str]) -> list[str]:
+    """``cmd`` so that mode bits bind it: as it is for a user, under ``setpriv`` without the
+    capabilities that let root write anywhere (chmod alone does not stop root)."""
+    if os.geteuid() != 0:
+        return cmd
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("root without setpriv: nothing here can make a folder read-only to root")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", *cmd]
+
+
+def _set_writable(root: Path, writable: bool) -> None:
+    for path in [root, *root.rglob("*")]:
+        mode = path.stat().st_mode
+        path.chmod(mode | 0o200 if writable else mode & ~0o222)
+
+
+def test_verify_of_a_read_only_store_checks_it_and_repair_refuses(store):
+    """A mounted backup: plain verify finds the damage without the store lease (one `note:`
+    line), exit 1; --repair is one error line, exit 2; nothing in the store changes."""
+    config, path = store
+    (path / CAMERA / "fraction" / "c" / "0" / "0").unlink()
+    before = chunk_snapshot(path, content=True)
+    meta = {p: p.read_bytes() for p in path.rglob("zarr.json")}
+    verify_cmd = [sys.executable, "-m", "plumenet.cli", "verify", "--config", str(config)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    _set_writable(path, False)
+    try:
+        runs = [
+            subprocess.run(_without_root_overrides(verify_cmd + extra), capture_output=True,
+                           text=True, env=env, cwd=path.parent, timeout=120, check=False)
+            for extra in ([], ["--repair"])
+        ]  # fmt: skip
+    finally:
+        _set_writable(path, True)
+    plain, repair = runs
+    assert plain.returncode == 1, plain.stdout + plain.stderr
+    assert "Traceback" not in plain.stderr
+    lines = plain.stdout.splitlines()
+    assert lines[0] == (
+        f"note: store {path}: the folder is not writable by this user; checked read-only, "
+        "without the store lease (a backfill writing to it meanwhile may show as damage)"
+    )
+    assert lines[1].startswith(f"{CAMERA}: missing chunk at {CAMERA}/fraction (unit 0)")
+    assert repair.returncode == 2, repair.stdout + repair.stderr
+    assert (repair.stdout + repair.stderr).strip() == (
+        f"error: store {path}: the folder is not writable by this user, and --repair rewrites "
+        "it — run the repair where the store is writable, or leave out --repair to only check it"
+    )
+    assert chunk_snapshot(path, content=True) == before, "no chunk written, no lease left"
+    assert {p: p.read_bytes() for p in path.rglob("zarr.json")} == meta
+    # writable again: verify takes the lease as before, and the repair goes through
+    assert verify(config, "--repair").exit_code == 0
 
 
 def test_verify_json_lists_each_damage(store, tmp_path):
