@@ -338,11 +338,12 @@ def compare_cmd(
         unc = xc.get("lag_uncertainty_s")
         pm = f" ± {unc / 3600:.2f}" if unc is not None else ""
         prep = xc.get("preprocessing") or {}
+        p_value = "-" if xc.get("p_value") is None else f"{xc['p_value']:.3g}"
         console.print(
             f"[bold]{camera}[/] ({series}): best lag {xc['best_lag_refined_s'] / 3600:+.2f}{pm} h "
-            f"(positive: seismic leads), r = {xc['r']:.2f}, p = {xc['p_value']} "
-            f"(detrend: {prep.get('detrend')}, daily cycle removed: "
-            f"{prep.get('daily_cycle_removed')})"
+            f"(positive: seismic leads), r = {xc['r']:.2f}, p = {p_value} "
+            f"({xc.get('n_surrogates')} {prep.get('surrogates')} surrogates; detrend: "
+            f"{prep.get('detrend')}, daily cycle removed: {prep.get('daily_cycle_removed')})"
         )
     if result.get("coincidence_family_p") is not None:
         settings = result.get("settings") or {}

@@ -244,7 +244,8 @@ def check_regular(index: pd.DatetimeIndex) -> pd.Timedelta:
     if gaps.size:
         at = index[gaps[0]]
         raise ValueError(
-            f"activity bins are not regular: {gaps.size} step(s) differ from {step} "
+            f"activity bins are not regular: {gaps.size} step(s) differ from the "
+            f"{step / pd.Timedelta('1h'):g} h step "
             f"(first after {at}); keep unseen bins as NaN on a regular grid "
             "(e.g. series.resample(step).mean())"
         )
@@ -299,7 +300,8 @@ def cross_correlation(
     if method == "rotation" and n_surrogates > 0 and days < 2:
         raise ValueError(
             f"rotation surrogates need a record of two days or more in bins that divide a "
-            f"day (got {len(index)} bins of {step}); use phase or iaaft surrogates"
+            f"day (got {len(index)} bins of {step / pd.Timedelta('1h'):g} h); use phase or iaaft "
+            "surrogates"
         )
     rng = np.random.default_rng(seed)
     corr = _Correlator(a, s, k_max)

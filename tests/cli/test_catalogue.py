@@ -192,6 +192,9 @@ def test_compare_command_freq_and_miniseed_options(tmp_path, rng):
     assert "detrend" in report["xcorr"]["preprocessing"]
     assert "(positive: seismic leads)" in result.output and "±" in result.output
     assert "daily cycle removed:" in result.output
+    n, method = report["xcorr"]["n_surrogates"], report["xcorr"]["preprocessing"]["surrogates"]
+    said = " ".join(result.output.split())  # rich wraps long lines
+    assert f"p = {report['xcorr']['p_value']:.3g} ({n} {method} surrogates;" in said
     csv = tmp_path / "r.csv"
     csv.write_text("time,value\n2024-03-01T00:00:00Z,1\n")
     bad = ["compare", "--config", str(cfg_path), "--camera", CAMERA, "--rsam", str(csv)]
