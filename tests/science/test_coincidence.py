@@ -222,9 +222,7 @@ def test_auto_says_why_it_chose_its_null(rng):
     onsets = start + pd.to_timedelta(np.sort(rng.uniform(0, 20, 25)), unit="D")
     swarm = start + pd.to_timedelta(np.sort(4 + rng.exponential(0.1, 30)), unit="D")
     kw = {"windows": ["6h"], "lags": ["0h"], "start": start, "n_shuffles": 99}
-    table = coincidence.coincidence_analysis(
-        onsets, swarm, end=start + pd.Timedelta(days=20), **kw
-    )
+    table = coincidence.coincidence_analysis(onsets, swarm, end=start + pd.Timedelta(days=20), **kw)
     assert table.attrs["eca_null"] == "rotation"
     assert table.attrs["n_surrogates"] == 19
     assert table.attrs["eca_null_reason"].startswith("20-day record; day-to-day clustering p:")
