@@ -112,7 +112,7 @@ BAD = [
         {"cameras": [camera(tilling=3)]},
         r"field 'tilling': is not a known field — did you mean 'tiling'",
     ),
-    ({"cameras": [camera(), camera()]}, r"camera 'WIZ.01': field 'id': appears 2 times"),
+    ({"cameras": [camera(), camera()]}, r"^\S+: camera 'WIZ.01': field 'id': appears 2 times"),
     ({"cameras": [camera(fields={"site": "x"})]}, r"field 'fields': .*not UPPERCASE"),
     ({"cameras": [camera(tiling={"tile": 10, "stride": 20})]}, r"stride 20 is larger than tile 10"),
     ({"cameras": [camera(id=12)]}, r"camera #1: field 'id': input should be a valid string"),

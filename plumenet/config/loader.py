@@ -96,6 +96,11 @@ def _prechecks(raw: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _repeats_duplicate_ids(err: Any) -> bool:
+    """Is this pydantic error ``Config``'s own duplicate-id check (``_prechecks`` has it)?"""
+    return err.get("type") == "value_error" and "appear more than once" in str(err.get("ctx"))
+
+
 def _resolve_relative(raw: dict[str, Any], base: str) -> dict[str, Any]:
     """Relative local paths (store, model dir, archive, roi, anomaly_model) -> under ``base``."""
 
@@ -147,7 +152,11 @@ def parse_config(
     try:
         config = Config.model_validate(raw, context={"source": source})
     except ValidationError as err:
-        problems += [_error_line(e, raw) for e in err.errors(include_url=False)]
+        problems += [
+            _error_line(e, raw)
+            for e in err.errors(include_url=False)
+            if not (problems and _repeats_duplicate_ids(e))  # the precheck said it per camera
+        ]
     else:
         if not problems:
             return config
