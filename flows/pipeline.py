@@ -162,7 +162,12 @@ def _gpu_annotation(gpu: bool) -> AbstractContextManager[Any]:
     return dask.annotate(resources={"GPU": 1}) if gpu else nullcontext()
 
 
-def _progress(enabled: bool, total_units: int) -> Any:
+#: Seconds of past progress the bar's ETA is estimated from. Rich's default (30 s) needs
+#: two updates within it, and units take minutes: the ETA stayed blank to the end.
+ETA_WINDOW_S = 6 * 3600.0
+
+
+def _progress(enabled: bool, total_units: int, get_time: Any = None) -> Any:
     if not enabled:
         return None
     progress = Progress(
@@ -173,9 +178,12 @@ def _progress(enabled: bool, total_units: int) -> Any:
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
+        speed_estimate_period=ETA_WINDOW_S,
+        get_time=get_time,
     )
     progress.start()
-    progress.add_task("backfill", total=total_units, frames=0, rate="-")
+    task = progress.add_task("backfill", total=total_units, frames=0, rate="-")
+    progress.advance(task, 0)  # a sample at the start: the first finished unit gives an ETA
     return progress
 
 
