@@ -77,7 +77,12 @@ def _redo_units(g: zarr.Group, camera_id: str, fs: Any, root: str, damage: Damag
             s0, s1 = grid.unit_range(u)
             g["status"][s0:s1] = 0  # type: ignore[index]
     what = f"{damage.kind} in {name}"
-    return f"marked {len(damage.units)} unit(s) of {camera_id} for reprocessing ({what})"
+    first = grid.slot_time(grid.unit_range(min(damage.units))[0])
+    last = grid.slot_time(grid.unit_range(max(damage.units))[1])
+    return (
+        f"marked {len(damage.units)} unit(s) of {camera_id} for reprocessing ({what}); a "
+        f"backfill over {first:%Y-%m-%dT%H:%M} .. {last:%Y-%m-%dT%H:%M} UTC redoes them"
+    )
 
 
 def _repair_pass(url: str, camera_id: str, so: dict[str, Any] | None) -> list[str]:

@@ -65,7 +65,9 @@ def _unit_status(store: Path) -> np.ndarray:
     return np.array([status[u * 24 : (u + 1) * 24].any() for u in range(3)])
 
 
-def _repaired_and_redone(config, store, clean_store, capsys, *, redo: int) -> None:
+def _repaired_and_redone(config, store, clean_store, capsys, *, redo: int) -> str:
+    """Repair, verify clean, backfill: exactly ``redo`` units redone, same arrays as a clean
+    run. Returns what the repair said (whitespace collapsed)."""
     repaired = verify(config, "--repair")
     assert repaired.exit_code == 0, repaired.output
     assert "repaired: " in repaired.output
@@ -74,6 +76,7 @@ def _repaired_and_redone(config, store, clean_store, capsys, *, redo: int) -> No
     assert code == 0, err
     assert summary["units_run"] == redo, "exactly the damaged units are redone"
     assert_same_store(store_arrays(str(store)), store_arrays(str(clean_store[0])))
+    return " ".join(repaired.output.split())
 
 
 def test_clean_store_verifies(store):
@@ -102,7 +105,9 @@ def test_deleted_chunk_is_caught_before_the_backfill_and_repaired(
     found = verify(config)
     assert found.exit_code == 1
     assert f"missing chunk at {CAMERA}/{array} (unit 1): status says ok" in found.output
-    _repaired_and_redone(config, path, clean_store, capsys, redo=1)
+    said = _repaired_and_redone(config, path, clean_store, capsys, redo=1)
+    # the repair says which span to backfill: unit 1 is the second day
+    assert f"a backfill over {day(1)}T00:00 .. {day(2)}T00:00 UTC redoes them" in said
 
 
 @pytest.mark.parametrize("keep", [100, "half"])
