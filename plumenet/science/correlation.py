@@ -2,8 +2,9 @@
 
 Putting RSAM on the activity bins (:func:`align_rsam`), NaN-aware lagged Pearson
 correlation (:func:`lagged_correlation`, by BLAS products or FFT), and the max-|r| test
-over all lags against phase or IAAFT surrogates after detrending and removing the daily
-cycle (:func:`cross_correlation`), with a sub-bin lag (:func:`refine_peak`).
+over all lags against surrogates after detrending and removing the daily cycle
+(:func:`cross_correlation`: whole-day rotations of the seismic series, which keep its
+swarms, or phase / IAAFT surrogates), with a sub-bin lag (:func:`refine_peak`).
 
 Sign convention: a lag is in seconds and POSITIVE when the seismic signal LEADS the
 emissions (seismic at ``t - lag`` goes with activity at ``t``). Method:

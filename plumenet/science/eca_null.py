@@ -5,7 +5,8 @@ seismic events round the record by whole days and keeps the onsets, so each seri
 its clustering, its time of day and (the onsets) its observing pattern exactly;
 :class:`DayShift` moves every event to a random day at its time of day (admissible and,
 for emission onsets, observable), which keeps no clustering. :func:`choose_null` picks
-one by the record's length. Coincidence counts of many surrogate series at once
+one by the record's length, and :func:`clustering_p` tells when a short record clusters
+too much for the day shift. Coincidence counts of many surrogate series at once
 (:func:`batch_rates`), and family-wise answers for a grid of tests: the Westfall-Young
 single-step min-p adjustment over surrogates (:func:`min_p_adjusted`) and Holm's
 step-down adjustment of analytic p-values (:func:`holm`). Methods: docs/catalogue.md,
