@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from plumenet.cli.options import config_option
+from plumenet.cli.options import config_option, make_out_dir
 
 log = logging.getLogger(__name__)
 
@@ -95,19 +95,6 @@ def _params(**values: object) -> dict[str, object]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _check_out(out: Path) -> None:
-    """The output folder exists or can be made, before anything is computed or written."""
-    from plumenet.errors import ConfigError
-
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(
-            f"--out {out}: cannot make that folder ({err.strerror or err}) — give a folder "
-            "you can write to"
-        ) from None
-
-
 @click.command("catalogue")
 @config_option("config_path")
 @click.option("--camera", "cameras", multiple=True, help="Camera id (repeatable; default all).")
@@ -144,7 +131,7 @@ def catalogue_cmd(
     from plumenet.errors import ConfigError
     from plumenet.jobs.catalogue import run_catalogue
 
-    _check_out(out)
+    make_out_dir(out)
     params = _params(
         on=on, off=off, min_duration=min_duration, max_gap=max_gap, max_blind=max_blind,
         dark_threshold=dark_threshold, baseline=baseline, land_drop=land_drop,
@@ -296,7 +283,7 @@ def compare_cmd(
     from plumenet.errors import ConfigError
     from plumenet.jobs.compare import run_compare
 
-    _check_out(out)
+    make_out_dir(out)
     params = _params(
         on=on, off=off, min_duration=min_duration, max_gap=max_gap, max_blind=max_blind,
         dark_threshold=dark_threshold, baseline=baseline, land_drop=land_drop,

@@ -9,6 +9,7 @@ says which parameter name the command receives.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -125,3 +126,16 @@ def cluster_options(command: Any) -> Any:
             ),
         ]
     )(command)
+
+
+def make_out_dir(out: Path) -> None:
+    """Create ``--out`` now, so that an unusable one fails before the long work (one line)."""
+    from plumenet.errors import ConfigError
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(
+            f"--out {out}: cannot create this folder ({err.strerror or err}) — give a folder "
+            "you can write to, not below a file"
+        ) from None

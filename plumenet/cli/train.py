@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from plumenet.cli.options import make_out_dir
+
 if TYPE_CHECKING:
     from plumenet.model.network import PlumeNet
     from plumenet.training.datasets import SegmentationDataset
@@ -27,19 +29,6 @@ def _path_option(
     name = flag.removeprefix("--")
     path_type = click.Path(path_type=Path, file_okay=not folder)
     return click.option(flag, name, type=path_type, help=help_text, **kwargs)
-
-
-def _make_out_dir(out: Path) -> None:
-    """Create ``--out`` now, so that an unwritable one fails before the long work."""
-    from plumenet.errors import ConfigError
-
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(
-            f"--out {out}: cannot create this folder ({err.strerror or err}); pass a folder "
-            "path that is writable and not below a file"
-        ) from err
 
 
 def _check_device(device: str | None) -> None:
@@ -215,7 +204,7 @@ def train_command(
         device=device,
     )
     model, described, inherited = _base_model(base, device)
-    _make_out_dir(out)
+    make_out_dir(out)
     split = {
         name: [str(s.json_path) for s in part]
         for name, part in (("train", tr), ("validation", va), ("test", te))
@@ -318,7 +307,7 @@ def evaluate_command(
     _check_device(device)
     dataset = _load_dataset(data, mask_classes)
     loaded = load_model(spec, device=device)
-    _make_out_dir(out)
+    make_out_dir(out)
     with progress(len(dataset), "evaluate", "images") as advance:
         metrics = evaluate_model(loaded, dataset, on_image=advance)
     metrics["model"] = loaded.describe()

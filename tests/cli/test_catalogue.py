@@ -117,7 +117,7 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, rng):
     blocked = tmp_path / "a-file"
     blocked.write_text("")
     result = runner.invoke(main, [*args, "--out", str(blocked / "cmp")])
-    assert result.exit_code == 2 and "cannot make that folder" in result.output
+    assert result.exit_code == 2 and "cannot create this folder" in result.output
     result = runner.invoke(main, ["catalogue", "--config", str(cfg_path), "--min-duration", "10"])
     assert result.exit_code == 2
     assert "--min-duration '10' has no unit" in " ".join(result.output.split())

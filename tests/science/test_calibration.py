@@ -298,26 +298,18 @@ def _heavy_tailed(rng: np.random.Generator, n: int, _):
     return tuple(signal.lfilter([1.0], [1.0, -0.8], rng.standard_t(1.5, n)) for _ in "as")
 
 
-def test_xcorr_bursts_in_both_series_need_the_rotation():
-    """Eruptive phases against swarms, independent, 40 days: phase surrogates spread a
-    swarm's power over the record and reject too often; turning RSAM round the record
-    by whole days (what auto picks at ±12 h from 40 days) keeps the bursts and the rate."""
+@pytest.mark.parametrize("make_pair", [_phases_and_swarm, _heavy_tailed])
+def test_xcorr_bursts_and_heavy_tails_need_the_rotation(make_pair):
+    """Independent series, 40 days, that phase surrogates misjudge: eruptive phases
+    against swarms (a surrogate spreads a swarm's power over the record) and
+    infinite-variance noise (a few outlier pairs make r). Turning RSAM round the record
+    by whole days, what auto picks at ±12 h from 40 days, keeps bursts and values alike
+    and the rate."""
     n = 40 * 24
-    rate, prep = _xcorr_rejections(_phases_and_swarm, n)
+    rate, prep = _xcorr_rejections(make_pair, n)
     assert _calibrated(rate), rate
     assert {p["surrogates"] for p in prep} == {"rotation"}
-    phase, _ = _xcorr_rejections(_phases_and_swarm, n, surrogates="phase")
-    assert phase > 0.09, phase
-
-
-def test_xcorr_heavy_tails_need_the_rotation():
-    """Infinite-variance noise, 40 days: a few outlier pairs make r; rotations keep the
-    values and stay calibrated, phase surrogates (Gaussian) do not."""
-    n = 40 * 24
-    rate, prep = _xcorr_rejections(_heavy_tailed, n)
-    assert _calibrated(rate), rate
-    assert {p["surrogates"] for p in prep} == {"rotation"}
-    phase, _ = _xcorr_rejections(_heavy_tailed, n, surrogates="phase")
+    phase, _ = _xcorr_rejections(make_pair, n, surrogates="phase")
     assert phase > 0.09, phase
 
 
